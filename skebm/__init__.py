@@ -1,0 +1,8 @@
+"""skebm: energy-based models as scikit-learn estimators, trained with PyTorch."""
+
+from ._base import DivergenceError
+from ._contrastive_divergence import ContrastiveDivergenceEBM
+
+__version__ = "0.1.0"
+
+__all__ = ["ContrastiveDivergenceEBM", "DivergenceError", "__version__"]

@@ -1,0 +1,486 @@
+"""The shared base: scikit-learn plumbing and the PyTorch training loop.
+
+:class:`BaseEBM` owns everything two estimators would otherwise both write:
+parameter and data validation, devices and seeds, minibatch epochs, progress,
+``history_``, ``warm_start`` and ``partial_fit``, early stopping, recovery from
+divergence and Ctrl-C, the partition function, scoring, sampling and the
+outlier API. A subclass fills small hooks:
+
+- ``_initialize(X)``: build ``module_`` (the energy) and any training state;
+- ``_batch_loss(batch)``: the training loss of one minibatch and its diagnostics;
+- ``_validation_metrics(X_val)``: diagnostics on held-out rows (optional);
+- ``_sample(n_samples, generator)``: draw from the model (a default by MCMC exists).
+"""
+
+import copy
+import math
+import numbers
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import partition
+from .energies import BoxedEnergy, ConvEnergy, MLPEnergy
+from .samplers import SAMPLERS, make_kernel, run_chain
+
+__all__ = ["BaseEBM", "DivergenceError"]
+
+
+class DivergenceError(FloatingPointError):
+    """Raised when training produces non-finite energies or losses.
+
+    The estimator is left as it was before the call to ``fit``.
+
+    Examples
+    --------
+    >>> from skebm import DivergenceError
+    >>> issubclass(DivergenceError, FloatingPointError)
+    True
+    """
+
+
+def resolve_device(device):
+    """``"auto"`` means CUDA when present, else the CPU.
+
+    Examples
+    --------
+    >>> from skebm._base import resolve_device
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def make_generator(random_state, device):
+    """A private ``torch.Generator`` seeded from a scikit-learn ``random_state``.
+
+    The global numpy and torch seeds are never touched.
+    """
+    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+class BaseEBM(OutlierMixin, BaseEstimator):
+    """Base class of the skebm estimators; see the module docstring for the hooks."""
+
+    _parameter_constraints = {
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "log_partition": [StrOptions({"auto", "grid", "ais"}), None],
+        "ais_steps": [Interval(Integral, 1, None, closed="left")],
+        "contamination": [Interval(Real, 0, 0.5, closed="right")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    # Attributes of a fitted model, saved before ``fit`` and restored if it fails.
+    def _fitted_state(self):
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("__")}
+
+    def _restore_state(self, state):
+        for key in list(self._fitted_state()):
+            delattr(self, key)
+        for key, value in state.items():
+            setattr(self, key, value)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None):
+        """Fit the energy to ``X`` for ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training rows (images as flat rows, see ``image_shape``).
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._validate_params()
+        reset = not (self.warm_start and hasattr(self, "module_"))
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset, ensure_min_samples=2)
+        return self._fit_epochs(X, self.max_iter, reset)
+
+    def partial_fit(self, X, y=None):
+        """Train for one epoch on ``X``, initializing the model on the first call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+        """
+        reset = not hasattr(self, "module_")
+        if reset:
+            self._validate_params()
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset, ensure_min_samples=2)
+        return self._fit_epochs(X, 1, reset)
+
+    def _fit_epochs(self, X, n_epochs, reset):
+        saved = copy.deepcopy(self._fitted_state())
+        try:
+            if reset:
+                self._start(X)
+            self._train(X, n_epochs)
+            self._finalize(X)
+        except DivergenceError:
+            self._restore_state(saved)
+            raise
+        return self
+
+    def _start(self, X):
+        self._check_input(X)
+        self.device_ = resolve_device(self.device)
+        self._generator = make_generator(self.random_state, self.device_)
+        with torch.random.fork_rng(devices=[self.device_] if self.device_.type == "cuda" else []):
+            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=self._generator, device=self.device_)))
+            self._initialize(X)
+        self.history_ = []
+
+    def _check_input(self, X):
+        """Hook: checks of X that depend on parameters (such as ``image_shape``)."""
+
+    def _initialize(self, X):  # pragma: no cover - every estimator defines it
+        raise NotImplementedError
+
+    def _train(self, X, n_epochs):
+        X_train, X_val = self._split_validation(X)
+        data = self._as_tensor(X_train)
+        best = (math.inf, None, 0)  # validation loss, weights, epochs without improvement
+        progress = self._progress(n_epochs)
+        last_good = copy.deepcopy(self.module_.state_dict())
+        try:
+            for _ in range(n_epochs):
+                record = self._run_epoch(data)
+                if X_val is not None:
+                    record.update(self._validation_metrics(self._as_tensor(X_val)))
+                self._check_finite(record)
+                self.history_.append(record)
+                last_good = copy.deepcopy(self.module_.state_dict())
+                progress.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k != "epoch"}, refresh=False)
+                progress.update()
+                if X_val is not None:
+                    best = self._early_stopping(best, record["val_loss"])
+                    if best[2] >= self.n_iter_no_change:
+                        self.module_.load_state_dict(best[1])
+                        break
+        except KeyboardInterrupt:
+            self.module_.load_state_dict(last_good)
+            warnings.warn(
+                f"Training interrupted after {len(self.history_)} epochs; the model keeps the weights of the "
+                "last completed epoch.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        finally:
+            progress.close()
+
+    def _early_stopping(self, best, val_loss):
+        if val_loss < best[0] - 1e-4 * abs(best[0]) or best[1] is None:
+            return val_loss, copy.deepcopy(self.module_.state_dict()), 0
+        return best[0], best[1], best[2] + 1
+
+    def _progress(self, n_epochs):
+        from tqdm.auto import tqdm
+
+        return tqdm(total=n_epochs, disable=not self.verbose, desc=type(self).__name__, unit="epoch")
+
+    def _split_validation(self, X):
+        if self.validation_fraction is None:
+            return X, None
+        n_val = max(1, round(self.validation_fraction * len(X)))
+        if len(X) - n_val < 1:
+            raise ValueError(f"validation_fraction={self.validation_fraction} leaves no training rows.")
+        order = torch.randperm(len(X), generator=torch.Generator().manual_seed(0)).numpy()
+        return X[order[n_val:]], X[order[:n_val]]
+
+    def _run_epoch(self, data):
+        start = time.process_time(), time.perf_counter()
+        order = torch.randperm(len(data), generator=self._generator, device=self.device_)
+        totals = {}
+        self.module_.train()
+        for batch_index in order.split(self.batch_size):
+            loss, metrics = self._batch_loss(data[batch_index])
+            self._check_finite({"loss": loss.item()})
+            self.optimizer_.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer_.step()
+            for key, value in metrics.items():
+                totals[key] = totals.get(key, 0.0) + value * len(batch_index)
+        self.module_.eval()
+        record = {"epoch": len(self.history_) + 1}
+        record.update({key: value / len(data) for key, value in totals.items()})
+        record["cpu_time"] = time.process_time() - start[0]
+        record["wall_time"] = time.perf_counter() - start[1]
+        return record
+
+    def _check_finite(self, record):
+        bad = [k for k, v in record.items() if isinstance(v, numbers.Real) and not math.isfinite(v)]
+        if bad:
+            raise DivergenceError(
+                f"{type(self).__name__} diverged: {', '.join(bad)} became non-finite at epoch "
+                f"{len(self.history_) + 1}. Lower learning_rate (now {self.learning_rate}) or the sampler's "
+                "step_size, or raise the energy regularization; the estimator keeps its previous state."
+            )
+
+    def _validation_metrics(self, X_val):
+        with torch.no_grad():
+            loss, _metrics = self._batch_loss(X_val)
+        return {"val_loss": float(loss)}
+
+    def _make_optimizer(self, parameters):
+        return torch.optim.Adam(parameters, lr=self.learning_rate)
+
+    # ----------------------------------------------------- after training
+    def _finalize(self, X):
+        self.log_partition_, self.log_partition_std_ = self._compute_log_partition(X)
+        self._set_outlier_thresholds(X)
+
+    def _compute_log_partition(self, X):
+        """``(log Z, its standard error)`` of the fitted energy, by the method ``log_partition`` asks for."""
+        method = self.log_partition
+        if method is None:
+            return 0.0, math.nan
+        if method == "auto":
+            method = "grid" if X.shape[1] <= 2 else "ais"
+        if method == "grid":
+            if X.shape[1] > 2:
+                raise ValueError(f"log_partition='grid' needs at most 2 features; X has {X.shape[1]}.")
+            low, high = self._quadrature_box()
+            return partition.grid_log_partition(self._score_energy, low, high), 0.0
+        return partition.ais_log_partition(
+            self.module_, X, n_steps=self.ais_steps, generator=self._generator, device=self.device_
+        )
+
+    def _quadrature_box(self):
+        return self.module_.support_box()
+
+    def _set_outlier_thresholds(self, X):
+        scores = self.score_samples(X)
+        self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+        # PyOD's view of the same fit: higher decision score = more abnormal.
+        self.decision_scores_ = self.energy(X)
+        self.threshold_ = -self.offset_ - self.log_partition_
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
+
+    # ----------------------------------------------------------- scoring
+    def _as_tensor(self, X, dtype=torch.float32):
+        return torch.as_tensor(np.asarray(X), dtype=dtype, device=self.device_)
+
+    def _float64_energy(self):
+        """A float64 copy of the fitted energy: scores that do not depend on how rows are batched."""
+        return copy.deepcopy(self.module_).double().eval()
+
+    def _score_energy(self, x):
+        module = self._float64_energy()
+        with torch.no_grad():
+            return torch.cat([module(chunk) for chunk in x.double().split(8192)])
+
+    def energy(self, X):
+        """Energy of each row; lower means more likely.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        energies : ndarray of shape (n_samples,), float64
+        """
+        check_is_fitted(self, "module_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return self._score_energy(self._as_tensor(X, torch.float64)).cpu().numpy()
+
+    def score_samples(self, X):
+        """Log-likelihood of each row: ``-E(x) - log_partition_``.
+
+        A normalized log-density when ``log_partition_`` is exact or estimated
+        (see ``log_partition``); with ``log_partition=None`` it is ``-E(x)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,), float64
+        """
+        return -self.energy(X) - self.log_partition_
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of the rows of ``X`` (higher is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def decision_function(self, X):
+        """``score_samples(X) - offset_``: negative for outliers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,), float64
+        """
+        check_is_fitted(self, "offset_")
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """+1 for inliers and -1 for outliers, at the threshold set by ``contamination``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int
+        """
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    # ---------------------------------------------------------- sampling
+    def sample(self, n_samples=1, random_state=None):
+        """Draw samples from the fitted model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None, default=None
+            Seeds the chains; the same value gives the same samples.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self, "module_")
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer. Got {n_samples!r} instead.")
+        generator = make_generator(random_state, self.device_)
+        return self._sample(int(n_samples), generator).double().cpu().numpy()
+
+    def _sample(self, n_samples, generator):
+        """Hook: MCMC from uniform noise in the data box with the estimator's sampler."""
+        start = self.module_.uniform_noise(n_samples, generator)
+        x, _ = run_chain(self._kernel(), self.module_, start, self.n_sample_steps, generator)
+        return x
+
+    def _kernel(self):
+        return make_kernel(
+            self.sampler,
+            self.step_size,
+            noise_scale=self.noise_scale,
+            grad_clip=self.grad_clip,
+            bounds=self.module_.bounds(),
+        )
+
+    # ------------------------------------------------------ persistence
+    def __getstate__(self):
+        state = super().__getstate__()
+        generator = state.pop("_generator", None)
+        if generator is not None:
+            state["_generator_state"] = generator.get_state()
+        if "module_" in state:
+            # Saved on the CPU so that a model fitted on CUDA loads anywhere.
+            state["module_"] = copy.deepcopy(state["module_"]).cpu()
+            state["device_"] = torch.device("cpu")
+        return state
+
+    def __setstate__(self, state):
+        generator_state = state.pop("_generator_state", None)
+        super().__setstate__(state)
+        if generator_state is not None:
+            self._generator = torch.Generator()
+            self._generator.set_state(generator_state)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+
+class NeuralEBM(BaseEBM):
+    """Base of the estimators whose energy is a neural network sampled by MCMC.
+
+    Holds the parameters shared by :class:`ContrastiveDivergenceEBM`,
+    ``ScoreMatchingEBM`` and ``NCEEBM``: the network, the sampler and the box
+    the chains live in.
+    """
+
+    _parameter_constraints = {
+        **BaseEBM._parameter_constraints,
+        "network": [StrOptions({"mlp", "conv"}), torch.nn.Module],
+        "hidden_layer_sizes": [tuple, list],
+        "image_shape": [None, tuple, list],
+        "bounds": [None, tuple, list],
+        "sampler": [StrOptions(set(SAMPLERS))],
+        "step_size": [Interval(Real, 0, None, closed="neither")],
+        "noise_scale": [None, Interval(Real, 0, None, closed="left")],
+        "grad_clip": [None, Interval(Real, 0, None, closed="neither")],
+        "n_sample_steps": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def _check_input(self, X):
+        if self.image_shape is not None and int(np.prod(self.image_shape)) != X.shape[1]:
+            raise ValueError(
+                f"image_shape={tuple(self.image_shape)} holds {int(np.prod(self.image_shape))} values, "
+                f"but X has {X.shape[1]} features."
+            )
+        if self.network == "conv" and self.image_shape is None:
+            raise ValueError("network='conv' needs image_shape=(channels, height, width).")
+        if self.bounds is not None and len(self.bounds) != 2:
+            raise ValueError(f"bounds must be a pair (low, high). Got {self.bounds!r} instead.")
+
+    def _build_energy(self, X):
+        """The network named by ``network`` (or a copy of the given module), boxed to the data range."""
+        n_features = X.shape[1]
+        if self.network == "mlp":
+            network = MLPEnergy(n_features, tuple(self.hidden_layer_sizes))
+        elif self.network == "conv":
+            network = ConvEnergy(tuple(self.image_shape))
+        else:
+            network = copy.deepcopy(self.network)
+        low, high = _data_box(X, self.bounds)
+        return BoxedEnergy(network, low, high).to(self.device_)
+
+
+def _data_box(X, bounds):
+    """The box chains live in: ``bounds`` if given, else the data range widened by 10% each side."""
+    if bounds is not None:
+        low = np.full(X.shape[1], float(bounds[0]))
+        high = np.full(X.shape[1], float(bounds[1]))
+        return low, high
+    low, high = X.min(axis=0), X.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    return low - 0.1 * span, high + 0.1 * span

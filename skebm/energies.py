@@ -1,0 +1,232 @@
+"""Energy networks: ``torch.nn.Module`` objects mapping a batch of flat rows to energies.
+
+Every energy takes a tensor of shape ``(n, n_features)`` and returns a tensor of
+shape ``(n,)``; lower energy means more likely. Images travel as flat rows, and
+:class:`ConvEnergy` reshapes them with ``image_shape``, so scikit-learn pipelines
+and cross-validation see ordinary 2-D arrays.
+
+An energy may also define ``energy_and_grad(x)``, returning the energies and
+their gradient with respect to ``x`` without building an autograd graph. The
+samplers use it when present (see :func:`skebm.samplers.energy_and_grad`):
+that is what makes Langevin chains on :class:`MLPEnergy` cheap.
+"""
+
+import itertools
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["BoxedEnergy", "ConvEnergy", "MLPEnergy", "QuadraticEnergy"]
+
+
+class MLPEnergy(nn.Module):
+    """Multi-layer perceptron energy with swish (SiLU) activations.
+
+    Parameters
+    ----------
+    n_features : int
+        Size of each input row.
+    hidden_layer_sizes : tuple of int, default=(128, 128)
+        Width of each hidden layer.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.energies import MLPEnergy
+    >>> energy = MLPEnergy(2, hidden_layer_sizes=(16, 16))
+    >>> energy(torch.zeros(5, 2)).shape
+    torch.Size([5])
+    """
+
+    def __init__(self, n_features, hidden_layer_sizes=(128, 128)):
+        super().__init__()
+        sizes = [n_features, *hidden_layer_sizes]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
+        self.output = nn.Linear(sizes[-1], 1)
+
+    def forward(self, x):
+        for layer in self.hidden:
+            x = F.silu(layer(x))
+        return self.output(x).squeeze(-1)
+
+    @torch.no_grad()
+    def energy_and_grad(self, x):
+        """Energies and their input gradient by a hand-written backward pass.
+
+        Avoids autograd's graph bookkeeping, which dominates the cost of a
+        Langevin step for small networks.
+        """
+        pre_activations = []
+        h = x
+        for layer in self.hidden:
+            z = torch.addmm(layer.bias, h, layer.weight.t())
+            pre_activations.append(z)
+            h = F.silu(z)
+        energy = torch.addmm(self.output.bias, h, self.output.weight.t()).squeeze(-1)
+        grad = self.output.weight.expand(x.shape[0], -1)
+        for layer, z in zip(reversed(self.hidden), reversed(pre_activations)):
+            grad = torch.ops.aten.silu_backward(grad, z) @ layer.weight
+        return energy, grad
+
+
+class ConvEnergy(nn.Module):
+    """Convolutional energy of "Generative Deep Learning", chapter 7.
+
+    Four stride-2 convolutions with 16, 32, 64 and 64 channels and swish
+    activations, a dense layer of 64 units and a linear output. Rows are
+    reshaped to ``image_shape`` on the way in.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        ``(channels, height, width)`` of one image.
+    channels : tuple of int, default=(16, 32, 64, 64)
+        Output channels of the convolutions.
+    dense_size : int, default=64
+        Width of the dense layer.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.energies import ConvEnergy
+    >>> energy = ConvEnergy(image_shape=(1, 8, 8))
+    >>> energy(torch.zeros(3, 64)).shape
+    torch.Size([3])
+    """
+
+    def __init__(self, image_shape, channels=(16, 32, 64, 64), dense_size=64):
+        super().__init__()
+        self.image_shape = tuple(int(s) for s in image_shape)
+        layers, in_channels = [], self.image_shape[0]
+        for i, out_channels in enumerate(channels):
+            kernel = 5 if i == 0 else 3
+            layers += [nn.Conv2d(in_channels, out_channels, kernel, 2, kernel // 2), nn.SiLU()]
+            in_channels = out_channels
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        with torch.no_grad():
+            n_flat = self.features(torch.zeros(1, *self.image_shape)).shape[1]
+        self.head = nn.Sequential(nn.Linear(n_flat, dense_size), nn.SiLU(), nn.Linear(dense_size, 1))
+
+    def forward(self, x):
+        images = x.reshape(x.shape[0], *self.image_shape)
+        return self.head(self.features(images)).squeeze(-1)
+
+
+class QuadraticEnergy(nn.Module):
+    """Gaussian energy ``1/2 (x - mean)^T P (x - mean)`` with a learnable precision.
+
+    The precision ``P = L L^T`` is parametrized by a lower-triangular factor
+    with a positive diagonal, so it stays positive definite. Its normalizer is
+    known in closed form (:meth:`log_partition`), which makes it the reference
+    energy for testing samplers, partition functions and estimators.
+
+    Parameters
+    ----------
+    n_features : int
+        Dimension of the rows.
+    mean : array-like of shape (n_features,), default=None
+        Initial mean (zeros when None).
+    precision : array-like of shape (n_features, n_features), default=None
+        Initial precision matrix (identity when None).
+
+    Examples
+    --------
+    >>> from skebm.energies import QuadraticEnergy
+    >>> energy = QuadraticEnergy(2)
+    >>> round(energy.log_partition(), 4)  # log(2 pi)
+    1.8379
+    """
+
+    def __init__(self, n_features, mean=None, precision=None):
+        super().__init__()
+        mean = torch.zeros(n_features) if mean is None else torch.as_tensor(mean)
+        precision = torch.eye(n_features) if precision is None else torch.as_tensor(precision)
+        factor = torch.linalg.cholesky(precision.double()).float()
+        self.mean = nn.Parameter(mean.float().clone())
+        self.off_diagonal = nn.Parameter(torch.tril(factor, -1))
+        self.log_diagonal = nn.Parameter(torch.log(torch.diagonal(factor)))
+
+    def cholesky_factor(self):
+        """The lower-triangular factor ``L`` with ``P = L L^T``."""
+        return torch.tril(self.off_diagonal, -1) + torch.diag(torch.exp(self.log_diagonal))
+
+    def precision(self):
+        """The precision matrix ``P``."""
+        factor = self.cholesky_factor()
+        return factor @ factor.t()
+
+    def forward(self, x):
+        centered = (x - self.mean.to(x.dtype)) @ self.cholesky_factor().to(x.dtype)
+        return 0.5 * (centered * centered).sum(-1)
+
+    def log_partition(self):
+        """Exact ``log Z = d/2 log(2 pi) - 1/2 log det P``."""
+        d = self.mean.shape[0]
+        return float(0.5 * d * math.log(2 * math.pi) - self.log_diagonal.sum())
+
+
+class BoxedEnergy(nn.Module):
+    """An energy confined to a box: the network inside, a quadratic wall outside.
+
+    Chains are kept inside the box ``[low, high]`` while training (the data
+    range, widened a little). Outside it the network was never trained, so
+    the wall ``|distance outside the box|^2 / (2 w^2)``, with ``w`` 5% of the
+    box's width, is added: it leaves the energy unchanged inside the box and
+    makes ``exp(-E)`` integrable over all of space, so that ``log Z`` and the
+    log-likelihood of points outside the box are well defined.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        Maps ``(n, d)`` to ``(n,)``.
+    low, high : array-like of shape (d,)
+        Corners of the box.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.energies import BoxedEnergy, MLPEnergy
+    >>> energy = BoxedEnergy(MLPEnergy(2, (8,)), low=[-1, -1], high=[1, 1])
+    >>> energy(torch.zeros(4, 2)).shape
+    torch.Size([4])
+    """
+
+    def __init__(self, network, low, high):
+        super().__init__()
+        self.network = network
+        low = torch.as_tensor(low, dtype=torch.float32)
+        high = torch.as_tensor(high, dtype=torch.float32)
+        self.register_buffer("low", low)
+        self.register_buffer("high", high)
+        self.register_buffer("wall_width", 0.05 * (high - low))
+
+    def _excess(self, x):
+        return (F.relu(x - self.high) - F.relu(self.low - x)) / self.wall_width
+
+    def forward(self, x):
+        excess = self._excess(x)
+        return self.network(x) + 0.5 * (excess * excess).sum(-1)
+
+    def energy_and_grad(self, x):
+        """Energies and input gradients, using the network's fast path when it has one."""
+        from .samplers import energy_and_grad
+
+        energies, grad = energy_and_grad(self.network, x)
+        excess = self._excess(x)
+        return energies + 0.5 * (excess * excess).sum(-1), grad + excess / self.wall_width
+
+    def bounds(self):
+        """``(low, high)`` tensors, for the samplers."""
+        return self.low, self.high
+
+    def support_box(self):
+        """A box holding all but a negligible part of the mass: five wall widths past the data box."""
+        margin = 5.0 * self.wall_width
+        return (self.low - margin).cpu().numpy(), (self.high + margin).cpu().numpy()
+
+    def uniform_noise(self, n, generator):
+        """``n`` points uniform in the box: the fresh starts of chains."""
+        u = torch.rand(n, self.low.shape[0], generator=generator, device=self.low.device)
+        return self.low + u * (self.high - self.low)

@@ -1,0 +1,110 @@
+"""What every kernel shares: the chain state and the energy-and-gradient call."""
+
+import math
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import torch
+
+
+class ChainState(NamedTuple):
+    """Positions of many chains with their cached energies and energy gradients.
+
+    Caching the energy and gradient at the current position means each kernel
+    evaluates the network once per step (at the proposal), never twice.
+    """
+
+    position: torch.Tensor
+    energy: torch.Tensor
+    grad: torch.Tensor
+
+
+def energy_and_grad(energy, x):
+    """Energies of ``x`` and their gradient with respect to ``x``.
+
+    Uses ``energy.energy_and_grad`` when the energy provides one (a hand-written
+    backward pass, as :class:`skebm.energies.MLPEnergy` has), and autograd
+    otherwise. Only the input gradient is computed, never parameter gradients.
+
+    Parameters
+    ----------
+    energy : callable
+        Maps a tensor of shape ``(n, d)`` to energies of shape ``(n,)``.
+    x : torch.Tensor of shape (n, d)
+        Positions.
+
+    Returns
+    -------
+    energies : torch.Tensor of shape (n,)
+    grad : torch.Tensor of shape (n, d)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.samplers import energy_and_grad
+    >>> e, g = energy_and_grad(lambda x: 0.5 * (x**2).sum(-1), torch.ones(2, 3))
+    >>> g.tolist()
+    [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    """
+    fast = getattr(energy, "energy_and_grad", None)
+    if fast is not None:
+        return fast(x)
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        energies = energy(x)
+        (grad,) = torch.autograd.grad(energies.sum(), x)
+    return energies.detach(), grad
+
+
+def init_state(energy, x):
+    """Start chains at ``x``: evaluate and cache the energy and its gradient.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.samplers import init_state
+    >>> state = init_state(lambda x: (x**2).sum(-1), torch.zeros(4, 2))
+    >>> state.energy.shape
+    torch.Size([4])
+    """
+    return ChainState(x, *energy_and_grad(energy, x))
+
+
+@contextmanager
+def frozen_parameters(module):
+    """Switch off ``requires_grad`` on a module's parameters for the block.
+
+    Sampling needs input gradients only; frozen parameters stop autograd from
+    keeping the activations a parameter gradient would need.
+    """
+    params = [p for p in module.parameters() if p.requires_grad] if isinstance(module, torch.nn.Module) else []
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def inside(x, bounds):
+    """Boolean mask of the rows of ``x`` lying within ``bounds = (low, high)``."""
+    if bounds is None:
+        return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+    low, high = bounds
+    return ((x >= low) & (x <= high)).all(-1)
+
+
+def metropolis_select(state, proposal, log_accept, generator):
+    """Accept each chain's proposal with probability ``min(1, exp(log_accept))``.
+
+    Returns the new state and the mean acceptance probability.
+    """
+    log_accept = torch.nan_to_num(log_accept, nan=-math.inf)  # an overflowing proposal is rejected
+    log_u = torch.log(torch.rand(log_accept.shape, generator=generator, device=log_accept.device))
+    accept = log_u < log_accept
+    position = torch.where(accept[:, None], proposal.position, state.position)
+    energy = torch.where(accept, proposal.energy, state.energy)
+    grad = torch.where(accept[:, None], proposal.grad, state.grad)
+    rate = torch.exp(torch.clamp(log_accept, max=0.0)).mean()
+    return ChainState(position, energy, grad), float(rate)

@@ -1,0 +1,51 @@
+"""Random-walk Metropolis-Hastings."""
+
+import math
+
+import torch
+
+from ._state import ChainState, inside, metropolis_select
+
+
+def metropolis_step(state, energy, generator, step_size, bounds=None):
+    """One random-walk Metropolis-Hastings step for every chain.
+
+    Perturb ``x' = x + step_size * z`` and accept with probability
+    ``min(1, exp(E(x) - E(x')))``: the plain MCMC of the CS236 notes. Needs
+    energies only, no gradients (the state's ``grad`` is left as it was).
+
+    Parameters
+    ----------
+    state : ChainState
+    energy : callable
+    generator : torch.Generator
+    step_size : float
+        Standard deviation of the Gaussian perturbation.
+    bounds : tuple of torch.Tensor, default=None
+        Proposals outside this box are rejected.
+
+    Returns
+    -------
+    state : ChainState
+    info : dict
+        ``{"acceptance_rate": float}``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.samplers import init_state, metropolis_step
+    >>> energy = lambda x: 0.5 * (x**2).sum(-1)
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> state, info = metropolis_step(init_state(energy, torch.zeros(50, 2)), energy, gen, 0.5)
+    >>> 0.0 < info["acceptance_rate"] <= 1.0
+    True
+    """
+    x = state.position
+    noise = torch.randn(x.shape, generator=generator, device=x.device)
+    proposed_x = torch.add(x, noise, alpha=step_size)
+    with torch.no_grad():
+        proposed_energy = energy(proposed_x)
+    proposal = ChainState(proposed_x, proposed_energy, state.grad)
+    log_accept = torch.where(inside(proposed_x, bounds), state.energy - proposed_energy, -math.inf)
+    state, rate = metropolis_select(state, proposal, log_accept, generator)
+    return state, {"acceptance_rate": rate}
