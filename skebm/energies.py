@@ -164,7 +164,7 @@ class QuadraticEnergy(nn.Module):
     def log_partition(self):
         """Exact ``log Z = d/2 log(2 pi) - 1/2 log det P``."""
         d = self.mean.shape[0]
-        return float(0.5 * d * math.log(2 * math.pi) - self.log_diagonal.sum())
+        return float(0.5 * d * math.log(2 * math.pi) - self.log_diagonal.detach().sum())
 
 
 class BoxedEnergy(nn.Module):

@@ -1,0 +1,110 @@
+"""MCMC kernels against a Gaussian energy whose moments are known exactly."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from skebm.energies import QuadraticEnergy
+from skebm.samplers import ReplayBuffer, energy_and_grad, make_kernel, run_chain
+
+MEAN = np.array([1.0, -1.0])
+COV = np.array([[1.0, 0.5], [0.5, 2.0]])
+N_CHAINS = 4000
+
+# name, step size, steps, relative variance bias of the kernel (ULA inflates the variance by about step/(2 sigma^2))
+KERNELS = [
+    ("langevin", 0.02, 800, 0.02),
+    ("mala", 0.4, 300, 0.0),
+    ("metropolis", 1.0, 600, 0.0),
+    ("hmc", 0.3, 100, 0.0),
+]
+
+
+def gaussian_energy():
+    return QuadraticEnergy(2, mean=MEAN, precision=np.linalg.inv(COV))
+
+
+@pytest.mark.parametrize(("name", "step_size", "n_steps", "bias"), KERNELS)
+def test_kernels_sample_the_gaussian(name, step_size, n_steps, bias):
+    energy = gaussian_energy()
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(N_CHAINS, 2, generator=generator)
+    x, rate = run_chain(make_kernel(name, step_size), energy, start, n_steps, generator)
+    x = x.double().numpy()
+    # Five standard errors of independent draws: mean SE sqrt(S_ii / n); covariance SE sqrt((S_ii S_jj + S_ij^2) / n).
+    mean_tol = 5 * np.sqrt(np.diag(COV) / N_CHAINS)
+    cov_tol = 5 * np.sqrt((np.outer(np.diag(COV), np.diag(COV)) + COV**2) / N_CHAINS) + bias * np.abs(COV)
+    np.testing.assert_array_less(np.abs(x.mean(0) - MEAN), mean_tol)
+    np.testing.assert_array_less(np.abs(np.cov(x.T) - COV), cov_tol)
+    if name == "langevin":
+        assert rate is None
+    else:
+        assert 0.0 < rate < 1.0
+
+
+def test_langevin_chapter7_form_clips_and_clamps():
+    energy = gaussian_energy()
+    generator = torch.Generator().manual_seed(0)
+    low, high = torch.full((2,), -0.5), torch.full((2,), 0.5)
+    kernel = make_kernel("langevin", 10.0, noise_scale=0.005, grad_clip=0.03, bounds=(low, high))
+    start = torch.zeros(100, 2)
+    x, _ = run_chain(kernel, energy, start, 1, generator)
+    # One step moves at most step_size * grad_clip plus the noise, and never leaves the box.
+    assert float((x - start).abs().max()) <= 10.0 * 0.03 + 6 * 0.005
+    x, _ = run_chain(kernel, energy, start, 50, generator)
+    assert bool(((x >= low) & (x <= high)).all())
+
+
+@pytest.mark.parametrize("name", ["mala", "metropolis", "hmc"])
+def test_corrected_kernels_reject_proposals_outside_bounds(name):
+    energy = gaussian_energy()
+    generator = torch.Generator().manual_seed(0)
+    bounds = (torch.full((2,), -0.3), torch.full((2,), 0.3))
+    x, _ = run_chain(make_kernel(name, 0.5, bounds=bounds), energy, torch.zeros(500, 2), 30, generator)
+    assert bool(((x >= bounds[0]) & (x <= bounds[1])).all())
+
+
+def test_sampling_builds_no_parameter_gradients():
+    energy = gaussian_energy()
+    generator = torch.Generator().manual_seed(0)
+    run_chain(make_kernel("mala", 0.1), energy, torch.zeros(10, 2), 5, generator)
+    assert all(p.grad is None for p in energy.parameters())
+    assert all(p.requires_grad for p in energy.parameters())
+
+
+def test_fast_gradient_matches_autograd():
+    from skebm.energies import MLPEnergy
+
+    torch.manual_seed(0)
+    energy = MLPEnergy(3, (16, 8)).double()
+    x = torch.randn(20, 3, dtype=torch.float64)
+    fast_e, fast_g = energy_and_grad(energy, x)
+    slow_e, slow_g = energy_and_grad(lambda z: energy(z), x)
+    torch.testing.assert_close(fast_e, slow_e)
+    torch.testing.assert_close(fast_g, slow_g)
+
+
+def test_same_generator_seed_gives_same_chains():
+    energy = gaussian_energy()
+    runs = [
+        run_chain(make_kernel("mala", 0.3), energy, torch.zeros(50, 2), 20, torch.Generator().manual_seed(3))[0]
+        for _ in range(2)
+    ]
+    torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=0)
+
+
+def test_replay_buffer_fresh_fraction_and_fifo():
+    noise = lambda n, g: torch.full((n, 1), -1.0)  # noqa: E731
+    buffer = ReplayBuffer(capacity=1000, n_features=1, noise=noise, fresh_fraction=0.05)
+    generator = torch.Generator().manual_seed(0)
+    assert bool((buffer.sample(10, generator) == -1).all())  # empty: all fresh
+    buffer.push(torch.ones(1000, 1))
+    starts = buffer.sample(20000, generator)
+    fresh = float((starts == -1).double().mean())
+    # Binomial proportion: 5 standard errors around 0.05.
+    assert abs(fresh - 0.05) < 5 * math.sqrt(0.05 * 0.95 / 20000)
+    buffer.push(torch.full((600, 1), 2.0))
+    assert len(buffer) == 1000
+    assert int((buffer.storage == 2).sum()) == 600  # the oldest 600 were overwritten
