@@ -32,6 +32,9 @@ from .samplers import SAMPLERS, make_kernel, run_chain
 
 __all__ = ["BaseEBM", "DivergenceError"]
 
+# Mean energies beyond this size mean training has run away: healthy fits stay within tens.
+_ENERGY_LIMIT = 1e6
+
 
 class DivergenceError(FloatingPointError):
     """Raised when training produces non-finite energies or losses.
@@ -236,10 +239,16 @@ class BaseEBM(OutlierMixin, BaseEstimator):
         return record
 
     def _check_finite(self, record):
-        bad = [k for k, v in record.items() if isinstance(v, numbers.Real) and not math.isfinite(v)]
+        bad = [
+            key
+            for key, value in record.items()
+            if isinstance(value, numbers.Real)
+            and (not math.isfinite(value) or ("energy" in key and abs(value) > _ENERGY_LIMIT))
+        ]
         if bad:
             raise DivergenceError(
-                f"{type(self).__name__} diverged: {', '.join(bad)} became non-finite at epoch "
+                f"{type(self).__name__} diverged: {', '.join(bad)} became non-finite or exceeded "
+                f"{_ENERGY_LIMIT:g} in magnitude at epoch "
                 f"{len(self.history_) + 1}. Lower learning_rate (now {self.learning_rate}) or the sampler's "
                 "step_size, or raise the energy regularization; the estimator keeps its previous state."
             )
@@ -254,6 +263,7 @@ class BaseEBM(OutlierMixin, BaseEstimator):
 
     # ----------------------------------------------------- after training
     def _finalize(self, X):
+        self.n_iter_ = len(self.history_)
         self.log_partition_, self.log_partition_std_ = self._compute_log_partition(X)
         self._set_outlier_thresholds(X)
 
@@ -286,7 +296,7 @@ class BaseEBM(OutlierMixin, BaseEstimator):
 
     # ----------------------------------------------------------- scoring
     def _as_tensor(self, X, dtype=torch.float32):
-        return torch.as_tensor(np.asarray(X), dtype=dtype, device=self.device_)
+        return torch.tensor(np.asarray(X), dtype=dtype, device=self.device_)  # a copy: X may be read-only
 
     def _float64_energy(self):
         """A float64 copy of the fitted energy: scores that do not depend on how rows are batched."""

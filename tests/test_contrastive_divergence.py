@@ -1,0 +1,186 @@
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV
+
+from skebm import ContrastiveDivergenceEBM, DivergenceError
+from skebm.datasets import load_digits_scaled, make_moons
+from skebm.metrics import mmd
+
+FAST = dict(hidden_layer_sizes=(32, 32), max_iter=3, n_sample_steps=20, buffer_size=512, ais_steps=50)
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return make_moons(600, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(moons):
+    return ContrastiveDivergenceEBM(random_state=0, **FAST).fit(moons)
+
+
+def test_fit_sets_the_public_contract(fitted, moons):
+    assert fitted.n_features_in_ == 2
+    assert len(fitted.history_) == fitted.n_iter_ == 3
+    assert {"loss", "cdiv", "reg", "real_energy", "fake_energy", "acceptance_rate"} <= set(fitted.history_[0])
+    scores = fitted.score_samples(moons)
+    assert scores.dtype == np.float64 and scores.shape == (600,)
+    np.testing.assert_allclose(scores, -fitted.energy(moons) - fitted.log_partition_)
+    assert fitted.score(moons) == pytest.approx(scores.mean())
+    labels = fitted.predict(moons)
+    assert set(np.unique(labels)) <= {-1, 1}
+    assert (labels == -1).mean() == pytest.approx(fitted.contamination, abs=0.01)
+    np.testing.assert_array_equal(fitted.labels_ == 1, labels == -1)
+    assert fitted.sample(7, random_state=0).shape == (7, 2)
+
+
+def test_scores_do_not_depend_on_batching(fitted, moons):
+    whole = fitted.score_samples(moons)
+    pieces = np.concatenate([fitted.score_samples(moons[i : i + 7]) for i in range(0, 600, 7)])
+    np.testing.assert_allclose(whole, pieces, rtol=1e-12)
+
+
+def test_density_is_normalized(fitted):
+    # log Z by quadrature: the model's density integrates to one over the plane.
+    g = np.linspace(-6, 6, 300)
+    grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    mass = np.exp(fitted.score_samples(grid)).sum() * (g[1] - g[0]) ** 2
+    assert mass == pytest.approx(1.0, abs=0.02)
+
+
+def test_moons_fit_beats_a_standard_normal(moons):
+    X_test = make_moons(2000, random_state=1)
+    est = ContrastiveDivergenceEBM(max_iter=15, random_state=0).fit(moons)
+    standard_normal = -0.5 * (X_test**2).sum(1) - np.log(2 * np.pi)
+    gain = est.score_samples(X_test) - standard_normal
+    # Better by more than three standard errors of the mean paired difference.
+    assert gain.mean() > 3 * gain.std() / np.sqrt(len(gain))
+
+
+def test_same_random_state_same_model_and_samples(moons):
+    a = ContrastiveDivergenceEBM(random_state=3, **FAST).fit(moons)
+    b = ContrastiveDivergenceEBM(random_state=3, **FAST).fit(moons)
+    np.testing.assert_array_equal(a.energy(moons), b.energy(moons))
+    np.testing.assert_array_equal(a.sample(20, random_state=1), b.sample(20, random_state=1))
+
+
+@pytest.mark.parametrize("dump", ["pickle", "joblib"])
+def test_round_trip_keeps_scores_and_samples(fitted, moons, dump, tmp_path):
+    if dump == "pickle":
+        loaded = pickle.loads(pickle.dumps(fitted))
+    else:
+        joblib.dump(fitted, tmp_path / "model.joblib")
+        loaded = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(loaded.score_samples(moons), fitted.score_samples(moons))
+    np.testing.assert_array_equal(loaded.sample(5, random_state=0), fitted.sample(5, random_state=0))
+    assert str(loaded.device_) == "cpu"  # saved on the CPU, so a CUDA fit loads anywhere
+
+
+@pytest.mark.parametrize(
+    ("X", "message"),
+    [
+        (np.array([[0.0, np.nan], [1.0, 2.0]]), "NaN"),
+        (np.array([[0.0, np.inf], [1.0, 2.0]]), "infinity"),
+        (np.array([0.0, 1.0, 2.0]), "Expected 2D array"),
+        (np.empty((0, 2)), "0 sample"),
+        (np.array([["a", "b"], ["c", "d"]]), "could not convert|dtype"),
+    ],
+)
+def test_bad_input_is_refused(X, message):
+    with pytest.raises(ValueError, match=message):
+        ContrastiveDivergenceEBM(**FAST).fit(X)
+
+
+def test_wrong_number_of_features_at_score_time(fitted):
+    with pytest.raises(ValueError, match="X has 3 features, but ContrastiveDivergenceEBM is expecting 2"):
+        fitted.score_samples(np.zeros((4, 3)))
+
+
+def test_bad_parameter_message_in_sklearn_style(moons):
+    with pytest.raises(ValueError, match="The 'step_size' parameter of ContrastiveDivergenceEBM must be"):
+        ContrastiveDivergenceEBM(step_size=-1).fit(moons)
+
+
+def test_divergence_raises_and_keeps_the_previous_model(fitted, moons):
+    est = pickle.loads(pickle.dumps(fitted))
+    before = est.score_samples(moons)
+    est.set_params(learning_rate=1e3, warm_start=False)
+    with pytest.raises(DivergenceError, match="Lower learning_rate"):
+        est.fit(moons)
+    np.testing.assert_array_equal(est.score_samples(moons), before)
+    assert len(est.history_) == 3
+
+
+def test_warm_start_and_partial_fit_continue(moons):
+    est = ContrastiveDivergenceEBM(random_state=0, warm_start=True, **FAST).fit(moons)
+    est.fit(moons)
+    assert len(est.history_) == 6
+    est = ContrastiveDivergenceEBM(random_state=0, **FAST)
+    assert est.partial_fit(moons) is est
+    est.partial_fit(moons)
+    assert len(est.history_) == 2
+
+
+def test_validation_fraction_records_the_chapter_test_step(moons):
+    est = ContrastiveDivergenceEBM(random_state=0, validation_fraction=0.2, **FAST).fit(moons)
+    assert {"val_loss", "val_contrast"} <= set(est.history_[-1])
+
+
+def test_keyboard_interrupt_keeps_the_last_good_epoch(moons, monkeypatch):
+    est = ContrastiveDivergenceEBM(random_state=0, **{**FAST, "max_iter": 5})
+    original = ContrastiveDivergenceEBM._run_epoch
+
+    def interrupted(self, data):
+        if len(self.history_) == 2:
+            raise KeyboardInterrupt
+        return original(self, data)
+
+    monkeypatch.setattr(ContrastiveDivergenceEBM, "_run_epoch", interrupted)
+    with pytest.warns(RuntimeWarning, match="interrupted after 2 epochs"):
+        est.fit(moons)
+    assert len(est.history_) == 2
+    assert np.isfinite(est.score(moons))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, _ = load_digits_scaled()
+    return X[:600], X[1200:1500]
+
+
+def test_conv_energy_on_digits_samples_closer_than_noise(digits):
+    X_train, X_test = digits
+    est = ContrastiveDivergenceEBM(
+        network="conv",
+        image_shape=(1, 8, 8),
+        sampler="langevin",
+        step_size=10.0,
+        noise_scale=0.005,
+        grad_clip=0.03,
+        n_steps=20,
+        n_sample_steps=60,
+        bounds=(-1, 1),
+        learning_rate=1e-3,
+        max_iter=3,
+        log_partition=None,
+        random_state=0,
+    ).fit(X_train)
+    samples = est.sample(300, random_state=0)
+    noise = np.random.default_rng(0).uniform(-1, 1, (300, 64))
+    assert mmd(samples, X_test) < mmd(noise, X_test)
+
+
+def test_grid_search_over_step_size(moons):
+    search = GridSearchCV(
+        ContrastiveDivergenceEBM(random_state=0, **{**FAST, "max_iter": 2}), {"step_size": [0.01, 0.05]}, cv=2
+    ).fit(moons)
+    assert search.best_params_["step_size"] in (0.01, 0.05)
+    assert np.isfinite(search.best_score_)
+
+
+def test_image_shape_must_match(moons):
+    with pytest.raises(ValueError, match="image_shape"):
+        ContrastiveDivergenceEBM(network="conv", image_shape=(1, 3, 3), **FAST).fit(moons)
