@@ -67,7 +67,7 @@ def _plot(fitted, digit_samples, output):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.3))
-    for ax, (name, (ebm, X)) in zip(axes, fitted.items()):
+    for ax, (name, (ebm, _)) in zip(axes, fitted.items()):
         g = np.linspace(-3.2, 3.2, 160)
         grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
         density = np.exp(ebm.score_samples(grid)).reshape(160, 160)
