@@ -434,11 +434,6 @@ class BaseEBM(OutlierMixin, BaseEstimator):
             self._generator = torch.Generator()
             self._generator.set_state(generator_state)
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
-        return tags
-
 
 class NeuralEBM(BaseEBM):
     """Base of the estimators whose energy is a neural network sampled by MCMC.
