@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from skebm import ContrastiveDivergenceEBM
+from skebm import CHAPTER7_PARAMS, ContrastiveDivergenceEBM
 from skebm.datasets import load_digits_scaled
 from skebm.samplers import run_chain
 
@@ -56,22 +56,11 @@ def main():
     output.mkdir(parents=True, exist_ok=True)
 
     X, image_shape = load(args.mnist)
+    params = {**CHAPTER7_PARAMS, "n_sample_steps": 200}
+    if not args.mnist:  # 8x8 digits: shorter chains and a faster learning rate do
+        params.update(n_steps=30, learning_rate=1e-3)
     ebm = ContrastiveDivergenceEBM(
-        network="conv",
-        image_shape=image_shape,
-        sampler="langevin",
-        step_size=10.0,
-        noise_scale=0.005,
-        grad_clip=0.03,
-        n_steps=60 if args.mnist else 30,
-        n_sample_steps=200,
-        bounds=(-1, 1),
-        alpha=0.1,
-        learning_rate=1e-4 if args.mnist else 1e-3,
-        max_iter=args.epochs,
-        log_partition=None,
-        verbose=1,
-        random_state=0,
+        image_shape=image_shape, max_iter=args.epochs, verbose=1, random_state=0, **params
     ).fit(X)
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))

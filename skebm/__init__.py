@@ -1,8 +1,8 @@
 """skebm: energy-based models as scikit-learn estimators, trained with PyTorch."""
 
 from ._base import DivergenceError
-from ._contrastive_divergence import ContrastiveDivergenceEBM
+from ._contrastive_divergence import CHAPTER7_PARAMS, ContrastiveDivergenceEBM
 
 __version__ = "0.1.0"
 
-__all__ = ["ContrastiveDivergenceEBM", "DivergenceError", "__version__"]
+__all__ = ["CHAPTER7_PARAMS", "ContrastiveDivergenceEBM", "DivergenceError", "__version__"]

@@ -9,6 +9,22 @@ from ._base import NeuralEBM
 from .losses import contrastive_divergence_loss
 from .samplers import ReplayBuffer, run_chain
 
+#: The image recipe of "Generative Deep Learning", chapter 7, for rows scaled to [-1, 1]:
+#: ``ContrastiveDivergenceEBM(image_shape=(1, 8, 8), **CHAPTER7_PARAMS)``. log Z is left
+#: out (``log_partition=None``): AIS in 64+ dimensions costs more than the fit.
+CHAPTER7_PARAMS = {
+    "network": "conv",
+    "sampler": "langevin",
+    "step_size": 10.0,
+    "noise_scale": 0.005,
+    "grad_clip": 0.03,
+    "n_steps": 60,
+    "bounds": (-1, 1),
+    "alpha": 0.1,
+    "learning_rate": 1e-4,
+    "log_partition": None,
+}
+
 
 class ContrastiveDivergenceEBM(NeuralEBM):
     """Energy-based model trained by contrastive divergence with short-run MCMC.
@@ -23,9 +39,8 @@ class ContrastiveDivergenceEBM(NeuralEBM):
     The defaults suit standardized tabular data (put a ``StandardScaler``
     first): a 128-128 swish MLP, MALA chains of ``n_steps=20`` steps at
     ``step_size=0.01``. For images in [-1, 1], use ``network="conv"``,
-    ``image_shape`` and the chapter-7 Langevin form, e.g.
-    ``sampler="langevin", step_size=10, noise_scale=0.005, grad_clip=0.03,
-    n_steps=60, bounds=(-1, 1), learning_rate=1e-4``.
+    ``image_shape`` and the chapter-7 Langevin form, collected in
+    ``skebm.CHAPTER7_PARAMS``.
 
     ``log_partition_`` is exact by grid quadrature for one or two features
     and estimated by annealed importance sampling otherwise, so

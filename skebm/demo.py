@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity
 
-from . import ContrastiveDivergenceEBM
+from . import CHAPTER7_PARAMS, ContrastiveDivergenceEBM
 from .datasets import eight_gaussians_log_density, load_digits_scaled, make_eight_gaussians, make_moons
 from .metrics import mmd
 
@@ -38,20 +38,8 @@ def _toy_table(max_iter):
 def _digits(max_iter):
     X, _ = load_digits_scaled()
     X_train, X_test = X[:1500], X[1500:]
-    ebm = ContrastiveDivergenceEBM(
-        network="conv",
-        image_shape=(1, 8, 8),
-        sampler="langevin",
-        step_size=10.0,
-        noise_scale=0.005,
-        grad_clip=0.03,
-        n_steps=60,
-        n_sample_steps=100,
-        bounds=(-1, 1),
-        max_iter=max_iter,
-        log_partition=None,
-        random_state=0,
-    ).fit(X_train)
+    params = {**CHAPTER7_PARAMS, "learning_rate": 1e-3, "n_sample_steps": 100}
+    ebm = ContrastiveDivergenceEBM(image_shape=(1, 8, 8), max_iter=max_iter, random_state=0, **params).fit(X_train)
     samples = ebm.sample(64, random_state=0)
     noise = np.random.default_rng(0).uniform(-1, 1, samples.shape)
     print(

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV
 
-from skebm import ContrastiveDivergenceEBM, DivergenceError
+from skebm import CHAPTER7_PARAMS, ContrastiveDivergenceEBM, DivergenceError
 from skebm.datasets import load_digits_scaled, make_moons
 from skebm.metrics import mmd
 
@@ -153,21 +153,8 @@ def digits():
 
 def test_conv_energy_on_digits_samples_closer_than_noise(digits):
     X_train, X_test = digits
-    est = ContrastiveDivergenceEBM(
-        network="conv",
-        image_shape=(1, 8, 8),
-        sampler="langevin",
-        step_size=10.0,
-        noise_scale=0.005,
-        grad_clip=0.03,
-        n_steps=20,
-        n_sample_steps=60,
-        bounds=(-1, 1),
-        learning_rate=1e-3,
-        max_iter=3,
-        log_partition=None,
-        random_state=0,
-    ).fit(X_train)
+    params = {**CHAPTER7_PARAMS, "n_steps": 20, "n_sample_steps": 60, "learning_rate": 1e-3}
+    est = ContrastiveDivergenceEBM(image_shape=(1, 8, 8), max_iter=3, random_state=0, **params).fit(X_train)
     samples = est.sample(300, random_state=0)
     noise = np.random.default_rng(0).uniform(-1, 1, (300, 64))
     assert mmd(samples, X_test) < mmd(noise, X_test)
