@@ -42,8 +42,8 @@ def grid_log_partition(energy, low, high, n_points=None):
     >>> import math
     >>> from skebm.partition import grid_log_partition
     >>> log_z = grid_log_partition(lambda x: 0.5 * (x**2).sum(-1), [-8, -8], [8, 8])
-    >>> round(log_z - math.log(2 * math.pi), 6)
-    0.0
+    >>> abs(log_z - math.log(2 * math.pi)) < 1e-6
+    True
     """
     low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
     d = low.shape[0]
