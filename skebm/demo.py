@@ -81,7 +81,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    fitted = _toy_table(max_iter=3 if args.quick else 60)
+    fitted = _toy_table(max_iter=3 if args.quick else 50)
     digit_samples = _digits(max_iter=2 if args.quick else 15)
     _plot(fitted, digit_samples, output)
 
