@@ -117,9 +117,7 @@ class BaseEBM(OutlierMixin, BaseEstimator):
             The fitted estimator.
         """
         self._validate_params()
-        reset = not (self.warm_start and hasattr(self, "module_"))
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset, ensure_min_samples=2)
-        return self._fit_epochs(X, self.max_iter, reset)
+        return self._fit_epochs(X, self.max_iter, reset=not (self.warm_start and hasattr(self, "module_")))
 
     def partial_fit(self, X, y=None):
         """Train for one epoch on ``X``, initializing the model on the first call.
@@ -137,17 +135,18 @@ class BaseEBM(OutlierMixin, BaseEstimator):
         reset = not hasattr(self, "module_")
         if reset:
             self._validate_params()
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset, ensure_min_samples=2)
         return self._fit_epochs(X, 1, reset)
 
     def _fit_epochs(self, X, n_epochs, reset):
+        # Any failure, from bad input to divergence, leaves the previous fit as it was.
         saved = copy.deepcopy(self._fitted_state())
         try:
+            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset, ensure_min_samples=2)
             if reset:
                 self._start(X)
             self._train(X, n_epochs)
             self._finalize(X)
-        except DivergenceError:
+        except Exception:
             self._restore_state(saved)
             raise
         return self

@@ -171,3 +171,12 @@ def test_grid_search_over_step_size(moons):
 def test_image_shape_must_match(moons):
     with pytest.raises(ValueError, match="image_shape"):
         ContrastiveDivergenceEBM(network="conv", image_shape=(1, 3, 3), **FAST).fit(moons)
+
+
+def test_refit_on_bad_input_keeps_the_previous_model(fitted, moons):
+    est = pickle.loads(pickle.dumps(fitted))
+    before = est.score_samples(moons)
+    with pytest.raises(ValueError, match="NaN"):
+        est.fit(np.array([[0.0, 1.0, np.nan], [1.0, 2.0, 3.0]]))
+    assert est.n_features_in_ == 2
+    np.testing.assert_array_equal(est.score_samples(moons), before)
