@@ -17,6 +17,7 @@ import math
 import numbers
 import time
 import warnings
+from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
@@ -72,7 +73,7 @@ def make_generator(random_state, device):
     return torch.Generator(device=device).manual_seed(seed)
 
 
-class BaseEBM(OutlierMixin, BaseEstimator):
+class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of the skebm estimators; see the module docstring for the hooks."""
 
     _parameter_constraints = {
@@ -163,8 +164,13 @@ class BaseEBM(OutlierMixin, BaseEstimator):
     def _check_input(self, X):
         """Hook: checks of X that depend on parameters (such as ``image_shape``)."""
 
-    def _initialize(self, X):  # pragma: no cover - every estimator defines it
-        raise NotImplementedError
+    @abstractmethod
+    def _initialize(self, X):
+        """Hook: build ``module_`` (the energy), ``optimizer_`` and any training state."""
+
+    @abstractmethod
+    def _batch_loss(self, batch):
+        """Hook: ``(loss tensor, dict of float diagnostics)`` for one minibatch."""
 
     def _train(self, X, n_epochs):
         X_train, X_val = self._split_validation(X)
@@ -224,7 +230,7 @@ class BaseEBM(OutlierMixin, BaseEstimator):
         self.module_.train()
         for batch_index in order.split(self.batch_size):
             loss, metrics = self._batch_loss(data[batch_index])
-            self._check_finite({"loss": loss.item()})
+            self._check_finite(metrics)
             self.optimizer_.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer_.step()
@@ -286,10 +292,11 @@ class BaseEBM(OutlierMixin, BaseEstimator):
         return self.module_.support_box()
 
     def _set_outlier_thresholds(self, X):
-        scores = self.score_samples(X)
+        energies = self.energy(X)
+        scores = -energies - self.log_partition_
         self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
         # PyOD's view of the same fit: higher decision score = more abnormal.
-        self.decision_scores_ = self.energy(X)
+        self.decision_scores_ = energies
         self.threshold_ = -self.offset_ - self.log_partition_
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
 
