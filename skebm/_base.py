@@ -7,9 +7,13 @@ divergence and Ctrl-C, the partition function, scoring, sampling and the
 outlier API. A subclass fills small hooks:
 
 - ``_initialize(X)``: build ``module_`` (the energy) and any training state;
-- ``_batch_loss(batch)``: the training loss of one minibatch and its diagnostics;
-- ``_validation_metrics(X_val)``: diagnostics on held-out rows (optional);
-- ``_sample(n_samples, generator)``: draw from the model (a default by MCMC exists).
+- ``_train_step(batch)``: one update on a minibatch, returning its diagnostics;
+- ``_validation_metrics(X_val)``: diagnostics on held-out rows, ``val_loss`` first;
+- ``_sample(n_samples, generator)``: draw from the model.
+
+:class:`GradientEBM` fills the middle two for estimators trained by minimizing a
+differentiable loss with Adam (they write ``_batch_loss``), and
+:class:`NeuralEBM` adds the network and the MCMC sampler they share.
 """
 
 import copy
@@ -31,7 +35,7 @@ from . import partition
 from .energies import BoxedEnergy, ConvEnergy, MLPEnergy
 from .samplers import SAMPLERS, make_kernel, run_chain
 
-__all__ = ["BaseEBM", "DivergenceError"]
+__all__ = ["BaseEBM", "DivergenceError", "GradientEBM", "NeuralEBM"]
 
 # Mean energies beyond this size mean training has run away: healthy fits stay within tens.
 _ENERGY_LIMIT = 1e6
@@ -166,11 +170,20 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
 
     @abstractmethod
     def _initialize(self, X):
-        """Hook: build ``module_`` (the energy), ``optimizer_`` and any training state."""
+        """Hook: build ``module_`` (the energy) and any training state."""
 
     @abstractmethod
-    def _batch_loss(self, batch):
-        """Hook: ``(loss tensor, dict of float diagnostics)`` for one minibatch."""
+    def _train_step(self, batch):
+        """Hook: update the model on one minibatch; return its diagnostics.
+
+        Diagnostics are floats, checked for divergence after every batch, or
+        0-d tensors, summed on the device without a synchronization and
+        checked at the end of the epoch.
+        """
+
+    @abstractmethod
+    def _validation_metrics(self, X_val):
+        """Hook: diagnostics of held-out rows (a tensor); ``val_loss`` drives early stopping."""
 
     def _train(self, X, n_epochs):
         X_train, X_val = self._split_validation(X)
@@ -228,17 +241,14 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         order = torch.randperm(len(data), generator=self._generator, device=self.device_)
         totals = {}
         self.module_.train()
-        for batch_index in order.split(self.batch_size):
-            loss, metrics = self._batch_loss(data[batch_index])
+        for batch in data[order].split(self.batch_size):  # one gather per epoch; batches are views
+            metrics = self._train_step(batch)
             self._check_finite(metrics)
-            self.optimizer_.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer_.step()
             for key, value in metrics.items():
-                totals[key] = totals.get(key, 0.0) + value * len(batch_index)
+                totals[key] = totals.get(key, 0.0) + value * len(batch)
         self.module_.eval()
         record = {"epoch": len(self.history_) + 1}
-        record.update({key: value / len(data) for key, value in totals.items()})
+        record.update({key: float(value) / len(data) for key, value in totals.items()})
         record["cpu_time"] = time.process_time() - start[0]
         record["wall_time"] = time.perf_counter() - start[1]
         return record
@@ -257,14 +267,6 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
                 f"{len(self.history_) + 1}. Lower learning_rate (now {self.learning_rate}) or the sampler's "
                 "step_size, or raise the energy regularization; the estimator keeps its previous state."
             )
-
-    def _validation_metrics(self, X_val):
-        with torch.no_grad():
-            loss, _metrics = self._batch_loss(X_val)
-        return {"val_loss": float(loss)}
-
-    def _make_optimizer(self, parameters):
-        return torch.optim.Adam(parameters, lr=self.learning_rate)
 
     # ----------------------------------------------------- after training
     def _finalize(self, X):
@@ -406,20 +408,9 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         generator = make_generator(random_state, self.device_)
         return self._sample(int(n_samples), generator).double().cpu().numpy()
 
+    @abstractmethod
     def _sample(self, n_samples, generator):
-        """Hook: MCMC from uniform noise in the data box with the estimator's sampler."""
-        start = self.module_.uniform_noise(n_samples, generator)
-        x, _ = run_chain(self._kernel(), self.module_, start, self.n_sample_steps, generator)
-        return x
-
-    def _kernel(self):
-        return make_kernel(
-            self.sampler,
-            self.step_size,
-            noise_scale=self.noise_scale,
-            grad_clip=self.grad_clip,
-            bounds=self.module_.bounds(),
-        )
+        """Hook: ``n_samples`` draws from the fitted model, as a tensor."""
 
     # ------------------------------------------------------ persistence
     def __getstate__(self):
@@ -441,7 +432,36 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             self._generator.set_state(generator_state)
 
 
-class NeuralEBM(BaseEBM):
+class GradientEBM(BaseEBM):
+    """Base of the estimators trained by minimizing a differentiable loss with Adam.
+
+    A subclass writes ``_batch_loss(batch)``, returning the loss tensor of a
+    minibatch and a dict of its float diagnostics, and creates ``optimizer_``
+    with :meth:`_make_optimizer` in ``_initialize``.
+    """
+
+    @abstractmethod
+    def _batch_loss(self, batch):
+        """Hook: ``(loss tensor, dict of float diagnostics)`` for one minibatch."""
+
+    def _train_step(self, batch):
+        loss, metrics = self._batch_loss(batch)
+        self._check_finite(metrics)  # before the step, so a bad loss never reaches the weights
+        self.optimizer_.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer_.step()
+        return metrics
+
+    def _validation_metrics(self, X_val):
+        with torch.no_grad():
+            loss, _metrics = self._batch_loss(X_val)
+        return {"val_loss": float(loss)}
+
+    def _make_optimizer(self, parameters):
+        return torch.optim.Adam(parameters, lr=self.learning_rate)
+
+
+class NeuralEBM(GradientEBM):
     """Base of the estimators whose energy is a neural network sampled by MCMC.
 
     Holds the parameters shared by :class:`ContrastiveDivergenceEBM`,
@@ -484,6 +504,21 @@ class NeuralEBM(BaseEBM):
             network = copy.deepcopy(self.network)
         low, high = _data_box(X, self.bounds)
         return BoxedEnergy(network, low, high).to(self.device_)
+
+    def _sample(self, n_samples, generator):
+        """MCMC from uniform noise in the data box with the estimator's sampler."""
+        start = self.module_.uniform_noise(n_samples, generator)
+        x, _ = run_chain(self._kernel(), self.module_, start, self.n_sample_steps, generator)
+        return x
+
+    def _kernel(self):
+        return make_kernel(
+            self.sampler,
+            self.step_size,
+            noise_scale=self.noise_scale,
+            grad_clip=self.grad_clip,
+            bounds=self.module_.bounds(),
+        )
 
 
 def _data_box(X, bounds):
