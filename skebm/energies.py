@@ -13,12 +13,13 @@ that is what makes Langevin chains on :class:`MLPEnergy` cheap.
 
 import itertools
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["BoxedEnergy", "ConvEnergy", "MLPEnergy", "QuadraticEnergy"]
+__all__ = ["BoxedEnergy", "ConvEnergy", "MLPEnergy", "QuadraticEnergy", "RBMEnergy", "RBMParams"]
 
 
 class MLPEnergy(nn.Module):
@@ -230,3 +231,97 @@ class BoxedEnergy(nn.Module):
         """``n`` points uniform in the box: the fresh starts of chains."""
         u = torch.rand(n, self.low.shape[0], generator=generator, device=self.low.device)
         return self.low + u * (self.high - self.low)
+
+
+class RBMParams(NamedTuple):
+    """The tensors of a restricted Boltzmann machine and the maths on them.
+
+    The joint energy is ``E(v, h) = -b.v - c.h - h.W.v`` for Bernoulli visible
+    units and ``E(v, h) = |v - b|^2 / 2 - c.h - h.W.v`` for Gaussian ones (unit
+    variance: standardize the data). A plain tuple rather than a module, so
+    that annealed importance sampling can build the tempered RBMs it walks
+    through without copying any module.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.energies import RBMParams
+    >>> rbm = RBMParams(torch.zeros(3, 2), torch.zeros(3), torch.zeros(2))
+    >>> rbm.hidden_probability(torch.ones(1, 2)).tolist()
+    [[0.5, 0.5, 0.5]]
+    """
+
+    weight: torch.Tensor  # (n_hidden, n_visible)
+    hidden_bias: torch.Tensor
+    visible_bias: torch.Tensor
+    visible: str = "bernoulli"
+
+    def hidden_logits(self, v):
+        return torch.addmm(self.hidden_bias, v, self.weight.T)
+
+    def hidden_probability(self, v):
+        """``P(h_j = 1 | v)``."""
+        return self.hidden_logits(v).sigmoid_()
+
+    def visible_mean(self, h):
+        """``E[v | h]``: a probability for Bernoulli units, the Gaussian's mean otherwise."""
+        pre = torch.addmm(self.visible_bias, h, self.weight)
+        return pre.sigmoid_() if self.visible == "bernoulli" else pre
+
+    def visible_term(self, v):
+        """The part of the free energy that does not involve the hidden units."""
+        if self.visible == "bernoulli":
+            return -(v @ self.visible_bias)
+        return 0.5 * ((v - self.visible_bias) ** 2).sum(-1)
+
+    def free_energy(self, v):
+        """``F(v) = -log sum_h exp(-E(v, h))``, so that ``p(v) = exp(-F(v)) / Z``."""
+        return self.visible_term(v) - F.softplus(self.hidden_logits(v)).sum(-1)
+
+    def joint_energy(self, v, h):
+        """``E(v, h)``, for checks by brute force."""
+        return self.visible_term(v) - h @ self.hidden_bias - (h @ self.weight * v).sum(-1)
+
+    def tempered(self, beta, base_visible_bias):
+        """The RBM at inverse temperature ``beta`` on the path from a base-rate model.
+
+        Weights and hidden biases are scaled by ``beta``; the visible bias moves
+        from ``base_visible_bias`` (``beta=0``: independent visible units) to
+        this RBM's (``beta=1``). Salakhutdinov & Murray (2008), section 3.
+        """
+        visible_bias = (1 - beta) * base_visible_bias + beta * self.visible_bias
+        return RBMParams(beta * self.weight, beta * self.hidden_bias, visible_bias, self.visible)
+
+
+class RBMEnergy(nn.Module):
+    """A restricted Boltzmann machine whose energy is the free energy of the visible units.
+
+    Parameters
+    ----------
+    n_visible, n_hidden : int
+    visible : {"bernoulli", "gaussian"}, default="bernoulli"
+        Binary visible units, or real-valued ones with unit variance.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.energies import RBMEnergy
+    >>> rbm = RBMEnergy(6, 4)
+    >>> rbm(torch.ones(2, 6)).shape
+    torch.Size([2])
+    """
+
+    def __init__(self, n_visible, n_hidden, visible="bernoulli"):
+        super().__init__()
+        # Small random weights break the symmetry between hidden units (Hinton, 2010).
+        self.weight = nn.Parameter(0.01 * torch.randn(n_hidden, n_visible))
+        self.hidden_bias = nn.Parameter(torch.zeros(n_hidden))
+        self.visible_bias = nn.Parameter(torch.zeros(n_visible))
+        self.visible = visible
+
+    def params(self):
+        """The parameters as an :class:`RBMParams`."""
+        return RBMParams(self.weight, self.hidden_bias, self.visible_bias, self.visible)
+
+    def forward(self, v):
+        return self.params().free_energy(v)

@@ -4,12 +4,14 @@ A kernel is a pure step ``(state, energy, generator, **params) -> (state, info)`
 over a :class:`ChainState` (positions with cached energies and gradients);
 ``info`` carries diagnostics such as the acceptance rate. Kernels know nothing
 of the estimators: the estimators pick one by name with ``sampler=`` and run
-it with :func:`run_chain`.
+it with :func:`run_chain`. Restricted Boltzmann machines have their own
+sampler, block Gibbs (:func:`gibbs_step`, :func:`run_gibbs`).
 """
 
 from functools import partial
 
 from ._state import ChainState, energy_and_grad, frozen_parameters, init_state
+from .gibbs import RandomPool, bernoulli, gibbs_step, run_gibbs, sample_hidden, sample_visible
 from .hmc import hmc_step
 from .langevin import langevin_step
 from .mala import mala_step
@@ -19,9 +21,12 @@ from .replay_buffer import ReplayBuffer
 __all__ = [
     "SAMPLERS",
     "ChainState",
+    "RandomPool",
     "ReplayBuffer",
+    "bernoulli",
     "energy_and_grad",
     "frozen_parameters",
+    "gibbs_step",
     "hmc_step",
     "init_state",
     "langevin_step",
@@ -29,6 +34,9 @@ __all__ = [
     "mala_step",
     "metropolis_step",
     "run_chain",
+    "run_gibbs",
+    "sample_hidden",
+    "sample_visible",
 ]
 
 SAMPLERS = {

@@ -1,0 +1,201 @@
+import itertools
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_diabetes, load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skebm import RBM
+from skebm.energies import RBMParams
+from skebm.partition import grid_log_partition, rbm_ais_log_partition, rbm_exact_log_partition
+from skebm.samplers import RandomPool, run_gibbs
+
+
+def random_rbm(n_visible, n_hidden, visible="bernoulli", scale=1.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    tensors = (
+        scale * torch.randn(shape, generator=g, dtype=torch.float64)
+        for shape in [(n_hidden, n_visible), (n_hidden,), (n_visible,)]
+    )
+    return RBMParams(*tensors, visible)
+
+
+def all_states(n):
+    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=n)), dtype=torch.float64)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X = (load_digits().data / 16 > 0.5).astype(float)
+    return train_test_split(X, test_size=0.2, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def small_rbm(digits):
+    return RBM(n_components=16, max_iter=5, random_state=0).fit(digits[0])
+
+
+@pytest.mark.parametrize("n_visible, n_hidden", [(5, 4), (3, 6)])  # enumerates the hidden, then the visible layer
+def test_exact_log_partition_equals_brute_force(n_visible, n_hidden):
+    rbm = random_rbm(n_visible, n_hidden)
+    v, h = all_states(n_visible), all_states(n_hidden)
+    pairs_v, pairs_h = v.repeat_interleave(len(h), 0), h.repeat(len(v), 1)
+    brute = float(torch.logsumexp(-rbm.joint_energy(pairs_v, pairs_h), 0))
+    assert rbm_exact_log_partition(rbm) == pytest.approx(brute, abs=1e-10)
+
+
+def test_exact_log_partition_of_gaussian_visible_units_equals_quadrature():
+    rbm = random_rbm(2, 3, visible="gaussian", scale=0.7)
+    h = all_states(3)
+
+    def marginal_energy(v):  # -log sum_h exp(-E(v, h)), by brute force over h
+        pairs_v, pairs_h = v.repeat_interleave(len(h), 0), h.repeat(len(v), 1)
+        return -torch.logsumexp(-rbm.joint_energy(pairs_v, pairs_h).reshape(len(v), len(h)), 1)
+
+    quadrature = grid_log_partition(marginal_energy, [-12, -12], [12, 12], n_points=600)
+    assert rbm_exact_log_partition(rbm) == pytest.approx(quadrature, abs=1e-6)
+
+
+def test_free_energy_is_the_marginal_of_the_joint_energy():
+    rbm = random_rbm(4, 3)
+    v, h = all_states(4), all_states(3)
+    joint = -rbm.joint_energy(v.repeat_interleave(len(h), 0), h.repeat(len(v), 1)).reshape(len(v), len(h))
+    torch.testing.assert_close(-rbm.free_energy(v), torch.logsumexp(joint, 1))
+
+
+def test_ais_agrees_with_exact_on_a_digits_rbm(small_rbm, digits):
+    rbm = small_rbm.module_.params()
+    exact = rbm_exact_log_partition(rbm)
+    estimate, std = rbm_ais_log_partition(
+        rbm, digits[0], n_betas=3000, n_runs=100, generator=torch.Generator().manual_seed(0)
+    )
+    assert abs(estimate - exact) < 0.1
+    assert abs(estimate - exact) < 3 * std + 1e-3
+
+
+def test_gibbs_sampling_reproduces_the_exact_distribution():
+    rbm = RBMParams(*(t.float() for t in random_rbm(4, 3)[:3]))
+    states = all_states(4).float()
+    exact = torch.softmax(-rbm.free_energy(states), 0).double()
+    n = 20000
+    start = torch.zeros(n, 4)
+    samples = run_gibbs(rbm, start, 100, RandomPool(torch.Generator().manual_seed(0)))
+    codes = (samples * 2 ** torch.arange(3, -1, -1)).sum(1).long()  # itertools.product order
+    empirical = torch.bincount(codes, minlength=16).double() / n
+    total_variation = 0.5 * float((empirical - exact).abs().sum())
+    # E[TV] <= 1/2 sum sqrt(p (1 - p) / n); McDiarmid adds sqrt(log(1/delta) / 2n) at delta = 1e-4.
+    tolerance = 0.5 * float(torch.sqrt(exact * (1 - exact) / n).sum()) + math.sqrt(math.log(1e4) / (2 * n))
+    assert total_variation < tolerance
+
+
+def test_score_samples_is_a_normalized_log_density():
+    X = np.random.default_rng(0).integers(0, 2, size=(200, 6)).astype(float)
+    rbm = RBM(n_components=3, max_iter=3, random_state=0).fit(X)
+    assert rbm.log_partition_std_ == 0.0
+    mass = np.exp(rbm.score_samples(all_states(6).numpy())).sum()
+    assert mass == pytest.approx(1.0, abs=1e-9)
+
+
+def test_beats_independent_pixels_and_scikit_learn_names(small_rbm, digits):
+    X_train, X_test = digits
+    p = X_train.mean(0).clip(1e-3, 1 - 1e-3)
+    independent = (X_test * np.log(p) + (1 - X_test) * np.log1p(-p)).sum(1).mean()
+    assert small_rbm.score(X_test) > independent + 1.0
+    assert small_rbm.components_.shape == (16, 64)
+    assert small_rbm.intercept_hidden_.shape == (16,) and small_rbm.intercept_visible_.shape == (64,)
+    H = small_rbm.transform(X_test)
+    assert H.shape == (len(X_test), 16) and H.dtype == np.float64 and ((H >= 0) & (H <= 1)).all()
+
+
+def test_pipeline_features_names_and_pandas_output(small_rbm, digits):
+    X_train, X_test = digits
+    y = load_digits().target
+    y_train, y_test = train_test_split(y, test_size=0.2, random_state=0)
+    model = Pipeline(
+        [("rbm", RBM(n_components=32, max_iter=5, random_state=0)), ("clf", LogisticRegression(max_iter=500))]
+    )
+    # Chance is 0.1; features that carry no class information cannot get near 0.5.
+    assert model.fit(X_train, y_train).score(X_test, y_test) > 0.5
+    assert list(small_rbm.get_feature_names_out())[:2] == ["rbm0", "rbm1"]
+    frame = (
+        RBM(n_components=4, max_iter=1, random_state=0).set_output(transform="pandas").fit(X_train).transform(X_test)
+    )
+    assert list(frame.columns) == ["rbm0", "rbm1", "rbm2", "rbm3"]
+
+
+def test_stacked_rbms_train_greedily(digits):
+    X_train, _ = digits
+    stack = Pipeline(
+        [
+            ("rbm1", RBM(n_components=32, max_iter=2, random_state=0)),
+            ("rbm2", RBM(n_components=8, max_iter=2, random_state=0)),
+        ]
+    )
+    features = stack.fit(X_train).transform(X_train)
+    assert features.shape == (len(X_train), 8)
+    assert stack.named_steps["rbm2"].n_features_in_ == 32
+
+
+def test_sampling_gibbs_and_pseudo_likelihood(small_rbm, digits):
+    _, X_test = digits
+    samples = small_rbm.sample(50, random_state=0)
+    assert samples.shape == (50, 64) and set(np.unique(samples)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(samples, small_rbm.sample(50, random_state=0))
+    step = small_rbm.gibbs(X_test[:5])
+    assert step.shape == (5, 64) and set(np.unique(step)) <= {0.0, 1.0}
+    pseudo = small_rbm.pseudo_likelihood(X_test, random_state=0)
+    assert pseudo.shape == (len(X_test),) and (pseudo <= 0).all()
+    np.testing.assert_array_equal(pseudo, small_rbm.pseudo_likelihood(X_test, random_state=0))
+
+
+def test_partial_fit_returns_self_and_learns(digits):
+    X_train, X_test = digits
+    rbm = RBM(n_components=16, random_state=0)
+    assert rbm.partial_fit(X_train) is rbm
+    first = rbm.score(X_test)
+    for _ in range(3):
+        rbm.partial_fit(X_train)
+    assert rbm.n_iter_ == 4 and rbm.score(X_test) > first
+
+
+@pytest.mark.parametrize("method, k", [("pcd", 1), ("cd", 1), ("cd", 3)])
+def test_methods_train_and_reproduce(digits, method, k):
+    X_train, X_test = digits
+    a = RBM(n_components=8, method=method, n_gibbs_steps=k, max_iter=2, random_state=1).fit(X_train)
+    b = RBM(n_components=8, method=method, n_gibbs_steps=k, max_iter=2, random_state=1).fit(X_train)
+    np.testing.assert_array_equal(a.components_, b.components_)
+    assert np.isfinite(a.score(X_test))
+
+
+def test_gaussian_visible_units_beat_independent_gaussians():
+    X = load_diabetes().data
+    X_train, X_test = train_test_split(X, test_size=0.3, random_state=0)
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    rbm = RBM(n_components=16, visible="gaussian", learning_rate=0.01, max_iter=50, random_state=0).fit(X_train)
+    mean, std = X_train.mean(0), X_train.std(0)
+    independent = -0.5 * (((X_test - mean) / std) ** 2 + np.log(2 * np.pi * std**2)).sum(1)
+    gain = rbm.score_samples(X_test) - independent
+    assert gain.mean() > 3 * gain.std() / np.sqrt(len(gain))
+
+
+def test_pickle_round_trip_and_divergence(small_rbm, digits):
+    X_train, X_test = digits
+    loaded = pickle.loads(pickle.dumps(small_rbm))
+    np.testing.assert_array_equal(loaded.score_samples(X_test), small_rbm.score_samples(X_test))
+    rbm = RBM(n_components=8, visible="gaussian", max_iter=2, random_state=0).fit(X_train)
+    before = rbm.components_.copy()
+    with pytest.raises(FloatingPointError, match="learning_rate"):
+        rbm.set_params(learning_rate=1e6, momentum=0.9).fit(X_train * 100)
+    np.testing.assert_array_equal(rbm.components_, before)
+
+
+def test_warns_on_bernoulli_data_outside_the_unit_interval():
+    with pytest.warns(UserWarning, match=r"X in \[0, 1\]"):
+        RBM(n_components=2, max_iter=1, random_state=0).fit(np.array([[0.0, 2.0], [1.0, 0.0]]))
