@@ -15,11 +15,10 @@ Run: ``python benchmarks/bench_cd.py [--max-iter N]``.
 import argparse
 import importlib.util
 import math
-import statistics
-import time
 
 import numpy as np
 import torch
+from _timing import timed
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
@@ -28,17 +27,6 @@ from skebm import ContrastiveDivergenceEBM
 from skebm.datasets import eight_gaussians_log_density, make_eight_gaussians, make_rings, rings_log_density
 from skebm.energies import MLPEnergy
 from skebm.samplers import make_kernel, run_chain
-
-
-def timed(fn, repeats=1):
-    """Median wall and CPU seconds of ``repeats`` calls, and the last result."""
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return statistics.median(walls), statistics.median(cpus), result
 
 
 def fit_cd(X, max_iter):

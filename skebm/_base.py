@@ -16,6 +16,7 @@ differentiable loss with Adam (they write ``_batch_loss``), and
 :class:`NeuralEBM` adds the network and the MCMC sampler they share.
 """
 
+import contextlib
 import copy
 import math
 import numbers
@@ -66,6 +67,24 @@ def resolve_device(device):
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+@contextlib.contextmanager
+def single_threaded(condition):
+    """Run the block with one intra-op thread on the CPU when ``condition`` holds.
+
+    Below about a million multiply-adds per operation, a second thread costs
+    more in hand-offs than it saves, and doubles the CPU time it spins for
+    (as scikit-learn limits BLAS threads inside KMeans). The previous thread
+    count is restored afterwards.
+    """
+    previous = torch.get_num_threads()
+    if condition and previous > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def make_generator(random_state, device):

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import partition
-from ._base import BaseEBM
+from ._base import BaseEBM, single_threaded
 from .energies import RBMEnergy
 from .samplers import RandomPool, bernoulli, gibbs_step, run_gibbs, sample_hidden, sample_visible
 
@@ -233,8 +233,10 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
     def _train(self, X, n_epochs):
         self._schedule = (len(self.history_), n_epochs)  # first epoch and length of this call
         self._pool = RandomPool(self._generator)
+        work = 2 * self.batch_size * X.shape[1] * self.n_components  # multiply-adds of the largest product
         try:
-            super()._train(X, n_epochs)
+            with single_threaded(self.device_.type == "cpu" and work < 1e6):
+                super()._train(X, n_epochs)
         finally:
             del self._pool
 
