@@ -332,7 +332,7 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _score_energy(self, x):
         module = self._float64_energy()
         with torch.no_grad():
-            return torch.cat([module(chunk) for chunk in x.double().split(8192)])
+            return torch.cat([module(chunk) for chunk in x.to(self.device_, torch.float64).split(8192)])
 
     def energy(self, X):
         """Energy of each row; lower means more likely.

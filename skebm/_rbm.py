@@ -222,8 +222,14 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
             self.persistent_hidden_ = bernoulli(hidden[n:], pool)
         column, row = _signed_means(n, negatives.shape[0], both.device)  # +1/n for data, -1/m for negatives
         weighted = both * column
-        # W, c, b, as module_.parameters(); the weight decay enters the first product.
-        ascent = [torch.addmm(rbm.weight, hidden.T, weighted, beta=-self.weight_decay), row @ hidden, weighted.sum(0)]
+        # W, c, b, as module_.parameters(); the weight decay enters the first product. (Not with
+        # beta=-0.0: CUDA's addmm then skips copying the weights but still reads the uninitialized output.)
+        weight_ascent = (
+            torch.addmm(rbm.weight, hidden.T, weighted, beta=-self.weight_decay)
+            if self.weight_decay
+            else hidden.T @ weighted
+        )
+        ascent = [weight_ascent, row @ hidden, weighted.sum(0)]
         if self.momentum:
             torch._foreach_add_(ascent, self.velocity_, alpha=self.momentum)
             self.velocity_ = ascent
