@@ -18,6 +18,7 @@ differentiable loss with Adam (they write ``_batch_loss``), and
 
 import contextlib
 import copy
+import io
 import math
 import numbers
 import time
@@ -433,22 +434,41 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------ persistence
     def __getstate__(self):
+        # torch.save keeps the objects that share parameters (module_, optimizer_)
+        # sharing them, and torch.load's map_location brings CUDA tensors to the
+        # CPU: a model fitted on a GPU loads on any machine, ready to score or to
+        # train on.
         state = super().__getstate__()
         generator = state.pop("_generator", None)
+        version = state.pop("_sklearn_version", None)
+        blob = io.BytesIO()
+        torch.save(state, blob)
+        saved = {"_torch_state": blob.getvalue(), "_sklearn_version": version}
         if generator is not None:
-            state["_generator_state"] = generator.get_state()
-        if "module_" in state:
-            # Saved on the CPU so that a model fitted on CUDA loads anywhere.
-            state["module_"] = copy.deepcopy(state["module_"]).cpu()
-            state["device_"] = torch.device("cpu")
-        return state
+            saved["_generator_state"] = _cpu_generator_state(generator)
+        return saved
 
     def __setstate__(self, state):
+        blob = state.pop("_torch_state", None)
+        if blob is not None:
+            state.update(torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False))
+            if "device_" in state:
+                state["device_"] = torch.device("cpu")
         generator_state = state.pop("_generator_state", None)
         super().__setstate__(state)
         if generator_state is not None:
             self._generator = torch.Generator()
             self._generator.set_state(generator_state)
+
+
+def _cpu_generator_state(generator):
+    """The state of a CPU generator that continues ``generator``'s stream (or, for CUDA, one seeded by it)."""
+    if generator.device.type == "cpu":
+        return generator.get_state()
+    twin = torch.Generator(device=generator.device)  # a copy, so that saving never advances the model's stream
+    twin.set_state(generator.get_state())
+    seed = int(torch.randint(2**62, (1,), generator=twin, device=generator.device))
+    return torch.Generator().manual_seed(seed).get_state()
 
 
 class GradientEBM(BaseEBM):

@@ -77,6 +77,8 @@ def test_round_trip_keeps_scores_and_samples(fitted, moons, dump, tmp_path):
     np.testing.assert_array_equal(loaded.score_samples(moons), fitted.score_samples(moons))
     np.testing.assert_array_equal(loaded.sample(5, random_state=0), fitted.sample(5, random_state=0))
     assert str(loaded.device_) == "cpu"  # saved on the CPU, so a CUDA fit loads anywhere
+    # The optimizer still steps the loaded model's own parameters, so warm starts keep training it.
+    assert loaded.optimizer_.param_groups[0]["params"][0] is next(loaded.module_.parameters())
 
 
 @pytest.mark.parametrize(
