@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity
 
-from . import CHAPTER7_PARAMS, ContrastiveDivergenceEBM
+from . import CHAPTER7_PARAMS, RBM, ContrastiveDivergenceEBM
 from .datasets import eight_gaussians_log_density, load_digits_scaled, make_eight_gaussians, make_moons
 from .metrics import mmd
 
@@ -48,13 +48,28 @@ def _digits(max_iter):
     return samples
 
 
-def _plot(fitted, digit_samples, output):
+def _rbm_digits(max_iter):
+    """An RBM with 16 hidden units on binarized digits: exact test log-likelihood, and samples."""
+    X, _ = load_digits_scaled()
+    X = (X > 0).astype(float)
+    X_train, X_test = X[:1500], X[1500:]
+    rbm = RBM(n_components=16, max_iter=max_iter, random_state=0).fit(X_train)
+    p = X_train.mean(0).clip(1e-3, 1 - 1e-3)
+    independent = (X_test * np.log(p) + (1 - X_test) * np.log1p(-p)).sum(1).mean()
+    print(
+        f"binary digits: RBM(16) test log-likelihood {rbm.score(X_test):.2f} nats (exact log Z), "
+        f"independent pixels {independent:.2f}"
+    )
+    return rbm.sample(64, random_state=0)
+
+
+def _plot(fitted, digit_samples, rbm_samples, output):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.3))
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.3))
     for ax, (name, (ebm, _)) in zip(axes, fitted.items()):
         g = np.linspace(-3.2, 3.2, 160)
         grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
@@ -63,9 +78,12 @@ def _plot(fitted, digit_samples, output):
         samples = ebm.sample(500, random_state=0)
         ax.scatter(samples[:, 0], samples[:, 1], s=2, c="w", alpha=0.6)
         ax.set_title(f"{name}: density and samples")
-    grid = digit_samples[:64].reshape(8, 8, 8, 8).transpose(0, 2, 1, 3).reshape(64, 64)
-    axes[2].imshow(grid, cmap="gray_r")
-    axes[2].set_title("digits sampled from noise")
+    for ax, images, title in [
+        (axes[2], digit_samples, "CD-EBM: digits from noise"),
+        (axes[3], rbm_samples, "RBM: Gibbs samples"),
+    ]:
+        ax.imshow(images[:64].reshape(8, 8, 8, 8).transpose(0, 2, 1, 3).reshape(64, 64), cmap="gray_r")
+        ax.set_title(title)
     for ax in axes:
         ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout()
@@ -83,7 +101,8 @@ def main(argv=None):
     output.mkdir(parents=True, exist_ok=True)
     fitted = _toy_table(max_iter=3 if args.quick else 50)
     digit_samples = _digits(max_iter=2 if args.quick else 15)
-    _plot(fitted, digit_samples, output)
+    rbm_samples = _rbm_digits(max_iter=2 if args.quick else 20)
+    _plot(fitted, digit_samples, rbm_samples, output)
 
 
 if __name__ == "__main__":
