@@ -34,7 +34,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import partition
-from .energies import BoxedEnergy, ConvEnergy, MLPEnergy
+from .energies import BoxedEnergy, ConvEnergy, MLPEnergy, ResidualEnergy
 from .samplers import SAMPLERS, make_kernel, run_chain
 
 __all__ = ["BaseEBM", "DivergenceError", "GradientEBM", "NeuralEBM"]
@@ -532,8 +532,11 @@ class NeuralEBM(GradientEBM):
         if self.bounds is not None and len(self.bounds) != 2:
             raise ValueError(f"bounds must be a pair (low, high). Got {self.bounds!r} instead.")
 
-    def _build_energy(self, X):
-        """The network named by ``network`` (or a copy of the given module), boxed to the data range."""
+    def _build_energy(self, X, base=None):
+        """The network named by ``network`` (or a copy of the given module), boxed to the data range.
+
+        With a ``base`` energy, the network learns a correction to it (:class:`ResidualEnergy`).
+        """
         n_features = X.shape[1]
         if self.network == "mlp":
             network = MLPEnergy(n_features, tuple(self.hidden_layer_sizes))
@@ -541,6 +544,8 @@ class NeuralEBM(GradientEBM):
             network = ConvEnergy(tuple(self.image_shape))
         else:
             network = copy.deepcopy(self.network)
+        if base is not None:
+            network = ResidualEnergy(network, base)
         low, high = _data_box(X, self.bounds)
         return BoxedEnergy(network, low, high).to(self.device_)
 

@@ -19,7 +19,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["BoxedEnergy", "ConvEnergy", "MLPEnergy", "QuadraticEnergy", "RBMEnergy", "RBMParams"]
+__all__ = [
+    "BoxedEnergy",
+    "ConvEnergy",
+    "GaussianMixtureEnergy",
+    "MLPEnergy",
+    "QuadraticEnergy",
+    "RBMEnergy",
+    "RBMParams",
+    "ResidualEnergy",
+]
 
 
 class MLPEnergy(nn.Module):
@@ -166,6 +175,72 @@ class QuadraticEnergy(nn.Module):
         """Exact ``log Z = d/2 log(2 pi) - 1/2 log det P``."""
         d = self.mean.shape[0]
         return float(0.5 * d * math.log(2 * math.pi) - self.log_diagonal.detach().sum())
+
+
+class GaussianMixtureEnergy(nn.Module):
+    """``-log q(x)`` of a Gaussian mixture with full covariances, as a fixed torch energy.
+
+    Built from a fitted scikit-learn ``GaussianMixture`` with
+    :meth:`from_sklearn`; its parameters are buffers, not trained.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sklearn.mixture import GaussianMixture
+    >>> from skebm.energies import GaussianMixtureEnergy
+    >>> X = np.random.default_rng(0).normal(size=(200, 2))
+    >>> gmm = GaussianMixture(2, random_state=0).fit(X)
+    >>> energy = GaussianMixtureEnergy.from_sklearn(gmm).double()
+    >>> np.allclose(-energy(torch.tensor(X[:3])).numpy(), gmm.score_samples(X[:3]))
+    True
+    """
+
+    def __init__(self, means, precisions_cholesky, weights):
+        super().__init__()
+        self.register_buffer("means", torch.as_tensor(means, dtype=torch.float32))
+        self.register_buffer("precisions_cholesky", torch.as_tensor(precisions_cholesky, dtype=torch.float32))
+        self.register_buffer("log_weights", torch.log(torch.as_tensor(weights, dtype=torch.float32)))
+
+    @classmethod
+    def from_sklearn(cls, gmm):
+        """The energy of a fitted ``GaussianMixture`` with ``covariance_type="full"``."""
+        if gmm.covariance_type != "full":
+            raise ValueError(f"GaussianMixtureEnergy needs covariance_type='full'; got {gmm.covariance_type!r}.")
+        return cls(gmm.means_, gmm.precisions_cholesky_, gmm.weights_)
+
+    def forward(self, x):
+        # y_k = (x - mu_k) U_k with U_k U_k^T the precision: log N = log det U_k - |y_k|^2 / 2 - d/2 log 2 pi.
+        y = torch.einsum("nd,kde->nke", x, self.precisions_cholesky) - torch.einsum(
+            "kd,kde->ke", self.means, self.precisions_cholesky
+        )
+        log_det = torch.diagonal(self.precisions_cholesky, dim1=1, dim2=2).log().sum(-1)
+        log_normal = log_det - 0.5 * (y * y).sum(-1) - 0.5 * x.shape[1] * math.log(2 * math.pi)
+        return -torch.logsumexp(self.log_weights + log_normal, dim=1)
+
+
+class ResidualEnergy(nn.Module):
+    """A fixed base energy plus a learned correction: ``E(x) = base(x) + network(x)``.
+
+    With the base a density fitted to the data, the network only learns where
+    the data depart from it, and training starts from that density.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.energies import MLPEnergy, QuadraticEnergy, ResidualEnergy
+    >>> energy = ResidualEnergy(MLPEnergy(2, (8,)), QuadraticEnergy(2))
+    >>> energy(torch.zeros(3, 2)).shape
+    torch.Size([3])
+    """
+
+    def __init__(self, network, base):
+        super().__init__()
+        self.network, self.base = network, base
+        for parameter in self.base.parameters():
+            parameter.requires_grad_(False)
+
+    def forward(self, x):
+        return self.network(x) + self.base(x)
 
 
 class BoxedEnergy(nn.Module):

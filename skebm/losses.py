@@ -1,8 +1,11 @@
 """Training losses: pure functions, tensors in, a scalar tensor out."""
 
-import torch
+import math
 
-__all__ = ["contrastive_divergence_loss", "hyvarinen_score"]
+import torch
+from torch.nn import functional as F
+
+__all__ = ["contrastive_divergence_loss", "hyvarinen_score", "nce_loss"]
 
 
 def contrastive_divergence_loss(real_energy, fake_energy, alpha):
@@ -88,3 +91,44 @@ def hyvarinen_score(energy, x, n_projections=None, generator=None, create_graph=
                 trace = trace + (hv * v).sum(-1) / n_projections
         scores = 0.5 * (grad * grad).sum(-1) - trace
     return scores if create_graph else scores.detach()
+
+
+def nce_loss(log_model_data, log_noise_data, log_model_noise, log_noise_noise, noise_ratio):
+    """Noise-contrastive estimation: logistic loss of telling data from noise.
+
+    With ``nu = noise_ratio`` noise samples per data sample, the posterior
+    probability that a point x is data is ``sigmoid(G(x))`` with the logit
+    ``G(x) = log p_model(x) - log(nu q(x))``. The loss is the negative
+    log-likelihood of the labels per data sample,
+    ``-mean log sigmoid(G(data)) - nu * mean log sigmoid(-G(noise))``, written
+    with ``logsigmoid`` so that no probability is ever formed. Its minimum is
+    reached at ``p_model = p_data`` whatever ``log Z`` the energy started
+    with, which is why a normalizing constant learned beside the energy ends
+    up equal to the true one (Gutmann & Hyvarinen, 2010, 2012).
+
+    Parameters
+    ----------
+    log_model_data, log_noise_data : torch.Tensor of shape (n,)
+        ``log p_model`` and ``log q`` of the data.
+    log_model_noise, log_noise_noise : torch.Tensor of shape (m,)
+        The same for the noise samples.
+    noise_ratio : float
+        ``nu``: noise samples per data sample.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar loss.
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> from skebm.losses import nce_loss
+    >>> zero = torch.zeros(4)   # model = noise: every logit is -log(nu)
+    >>> round(float(nce_loss(zero, zero, zero, zero, 1.0)), 6) == round(2 * math.log(2), 6)
+    True
+    """
+    log_nu = math.log(noise_ratio)
+    data_logit = log_model_data - log_noise_data - log_nu
+    noise_logit = log_model_noise - log_noise_noise - log_nu
+    return -(F.logsigmoid(data_logit).mean() + noise_ratio * F.logsigmoid(-noise_logit).mean())

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import KernelDensity
+
+from skebm import NCEEBM
+from skebm.datasets import eight_gaussians_log_density, make_eight_gaussians, make_rings
+from skebm.losses import nce_loss
+from skebm.partition import grid_log_partition
+
+FAST = dict(hidden_layer_sizes=(32, 32), max_iter=8, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def eight():
+    return make_eight_gaussians(2000, random_state=0), make_eight_gaussians(2000, random_state=1)
+
+
+@pytest.fixture(scope="module")
+def fitted(eight):
+    return NCEEBM(**FAST).fit(eight[0])
+
+
+def quadrature_log_partition(model):
+    return grid_log_partition(model._score_energy, *model.module_.support_box())
+
+
+@pytest.mark.parametrize("make", [make_eight_gaussians, make_rings])
+def test_learned_log_partition_matches_quadrature(make):
+    model = NCEEBM(**FAST).fit(make(2000, random_state=0))
+    assert model.log_partition_ == pytest.approx(quadrature_log_partition(model), abs=0.05)
+    assert np.isnan(model.log_partition_std_)
+
+
+def test_close_to_the_true_density_on_eight_gaussians(fitted, eight):
+    gap = eight_gaussians_log_density(eight[1]) - fitted.score_samples(eight[1])
+    # Within 0.1 nats, plus three standard errors of the paired mean for the finite test set.
+    assert gap.mean() < 0.1 + 3 * gap.std() / np.sqrt(len(gap))
+
+
+def test_improves_on_its_gaussian_mixture_noise_on_rings():
+    X, X_test = make_rings(5000, random_state=0), make_rings(2000, random_state=1)
+    noise = GaussianMixture(8, random_state=0).fit(X)
+    model = NCEEBM(noise=noise, random_state=0).fit(X)  # the defaults: 50 epochs
+    gain = model.score_samples(X_test) - noise.score_samples(X_test)
+    assert gain.mean() > 3 * gain.std() / np.sqrt(len(gain))
+
+
+@pytest.mark.parametrize("noise", ["uniform", KernelDensity(bandwidth=0.2)])
+def test_other_noise_families_train(eight, noise):
+    model = NCEEBM(noise=noise, **{**FAST, "max_iter": 2}).fit(eight[0])
+    assert np.isfinite(model.score(eight[1]))
+    assert noise == "uniform" or not hasattr(noise, "tree_")  # an unfitted estimator is cloned, not fitted
+
+
+def test_sir_and_mcmc_samples_reproduce(fitted):
+    for sampler in ["sir", "mala"]:
+        model = fitted.set_params(sampler=sampler, n_sample_steps=20)
+        a, b = model.sample(200, random_state=0), model.sample(200, random_state=0)
+        np.testing.assert_array_equal(a, b)
+        assert a.shape == (200, 2)
+    # Resampled noise follows the model: most samples near one of the eight modes (radius 2).
+    radius = np.linalg.norm(fitted.set_params(sampler="sir").sample(500, random_state=0), axis=1)
+    assert np.mean(np.abs(radius - 2) < 0.6) > 0.8
+
+
+def test_loss_is_minimal_when_the_model_is_the_data_density():
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    data, noise = torch.randn(20000, generator=g), torch.randn(80000, generator=g) * 2
+    log_q = lambda x: -0.5 * (x / 2) ** 2 - np.log(2 * np.sqrt(2 * np.pi))  # noqa: E731
+    losses = []
+    for scale in [0.8, 1.0, 1.25]:  # the model N(0, scale^2); the data are N(0, 1)
+        log_p = lambda x, s=scale: -0.5 * (x / s) ** 2 - np.log(s * np.sqrt(2 * np.pi))  # noqa: E731
+        losses.append(float(nce_loss(log_p(data), log_q(data), log_p(noise), log_q(noise), 4)))
+    assert losses[1] < losses[0] and losses[1] < losses[2]
