@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+import torch
+
+from skebm import ScoreMatchingEBM
+from skebm.energies import QuadraticEnergy
+from skebm.losses import exact_score_matching_loss, sliced_score_matching_loss
+
+METHODS = ["exact", "sliced", "sliced_vr", "denoising"]
+
+
+@pytest.fixture(scope="module")
+def gaussian_data():
+    rng = np.random.default_rng(0)
+    covariance = np.array([[1.0, 0.6, 0.0], [0.6, 2.0, -0.4], [0.0, -0.4, 0.5]])
+    return rng.multivariate_normal(np.zeros(3), covariance, size=4000)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_quadratic_energy_recovers_the_covariance(gaussian_data, method):
+    X = gaussian_data
+    params = dict(n_projections=4) if method.startswith("sliced") else {}
+    if method == "denoising":  # its gradient carries noise of size 1 / noise_std: average it over whole batches
+        params = dict(batch_size=len(X), max_iter=400)
+    settings = dict(max_iter=60, batch_size=256, learning_rate=0.03, noise_std=0.1, log_partition=None)
+    model = ScoreMatchingEBM(method=method, network=QuadraticEnergy(3), random_state=0, **{**settings, **params})
+    model.fit(X)
+    precision = model.module_.network.precision().detach().double().numpy()
+    # Score matching is consistent, and on a Gaussian family its optimum is the empirical
+    # covariance (E[x x^T] about the learned mean); denoising sees the data smoothed by noise_std^2.
+    target = np.cov(X.T, bias=True) + (0.1**2 * np.eye(3) if method == "denoising" else 0)
+    # The estimate's own sampling error is ~sqrt(2/n) relative (2%); allow 3 times that plus
+    # the stochastic optimizer's last steps.
+    np.testing.assert_allclose(np.linalg.inv(precision), target, atol=0.08 * np.abs(target).max())
+
+
+def test_exact_and_sliced_losses_equal_the_closed_form_in_expectation():
+    g = torch.Generator().manual_seed(0)
+    d = 3
+    x = torch.randn(20000, d, generator=g, dtype=torch.float64) * torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
+    precision = torch.tensor([[2.0, 0.3, 0.0], [0.3, 1.0, 0.1], [0.0, 0.1, 3.0]], dtype=torch.float64)
+    energy = lambda z: 0.5 * ((z @ precision) * z).sum(-1)  # noqa: E731
+    second_moment = x.T @ x / len(x)
+    # E[1/2 |P x|^2 - tr P] = 1/2 tr(P^2 S) - tr P, with S the second moment of the sample.
+    closed_form = float(0.5 * torch.trace(precision @ precision @ second_moment) - torch.trace(precision))
+    assert float(exact_score_matching_loss(energy, x)) == pytest.approx(closed_form, rel=1e-10)
+    for reduced in (False, True):
+        for projection in ("rademacher", "gaussian"):
+            sliced = [float(sliced_score_matching_loss(energy, x, 1, projection, reduced, g)) for _ in range(20)]
+            # Unbiased over projections: within 4 standard errors of the mean of 20 independent estimates.
+            assert abs(np.mean(sliced) - closed_form) < 4 * np.std(sliced, ddof=1) / np.sqrt(20)
+
+
+def test_denoising_learns_the_score_of_a_gaussian_mixture():
+    rng = np.random.default_rng(0)
+    centers, std, noise_std = np.array([[-1.5, 0.0], [1.5, 0.0]]), 0.5, 0.1
+    X = centers[rng.integers(0, 2, 4000)] + std * rng.normal(size=(4000, 2))
+    model = ScoreMatchingEBM(method="denoising", noise_std=noise_std, max_iter=40, log_partition=None, random_state=0)
+    model.fit(X)
+    x = torch.tensor(X[:500], dtype=torch.float32, requires_grad=True)
+    (grad,) = torch.autograd.grad(model.module_(x).sum(), x)
+    learned = -grad.numpy()
+    # The score of the mixture smoothed by the perturbation: components of variance std^2 + noise_std^2.
+    var = std**2 + noise_std**2
+    diff = X[:500, None, :] - centers[None]
+    log_w = -0.5 * (diff**2).sum(-1) / var
+    w = np.exp(log_w - log_w.max(1, keepdims=True))
+    w /= w.sum(1, keepdims=True)
+    true = -(w[..., None] * diff).sum(1) / var
+    relative_error = np.mean(((learned - true) ** 2).sum(1)) / np.mean((true**2).sum(1))
+    assert relative_error < 0.05
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_fits_scores_and_samples(method):
+    from skebm.datasets import make_eight_gaussians
+
+    X = make_eight_gaussians(600, random_state=0)
+    model = ScoreMatchingEBM(method=method, hidden_layer_sizes=(32, 32), max_iter=3, n_sample_steps=20, random_state=0)
+    model.fit(X)
+    assert np.isfinite(model.score(X)) and len(model.history_) == 3
+    np.testing.assert_array_equal(model.sample(5, random_state=0), model.sample(5, random_state=0))
