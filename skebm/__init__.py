@@ -2,9 +2,22 @@
 
 from ._base import DivergenceError
 from ._contrastive_divergence import CHAPTER7_PARAMS, ContrastiveDivergenceEBM
+from ._latent import EllipseDecoder, LatentEnergy, LatentVariableEBM
 from ._nce import NCEEBM
 from ._rbm import RBM
+from ._score_matching import ScoreMatchingEBM
 
 __version__ = "0.1.0"
 
-__all__ = ["CHAPTER7_PARAMS", "NCEEBM", "RBM", "ContrastiveDivergenceEBM", "DivergenceError", "__version__"]
+__all__ = [
+    "CHAPTER7_PARAMS",
+    "NCEEBM",
+    "RBM",
+    "ContrastiveDivergenceEBM",
+    "DivergenceError",
+    "EllipseDecoder",
+    "LatentEnergy",
+    "LatentVariableEBM",
+    "ScoreMatchingEBM",
+    "__version__",
+]

@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skebm import NCEEBM, RBM, ContrastiveDivergenceEBM
+from skebm import NCEEBM, RBM, ContrastiveDivergenceEBM, LatentVariableEBM, ScoreMatchingEBM
 
 FAST = dict(
     hidden_layer_sizes=(8,), max_iter=2, n_steps=2, n_sample_steps=2, buffer_size=64, ais_steps=10, random_state=0
@@ -13,6 +13,9 @@ FAST = dict(
     [
         ContrastiveDivergenceEBM(**FAST),
         NCEEBM(hidden_layer_sizes=(8,), max_iter=2, n_sample_steps=2, random_state=0),
+        ScoreMatchingEBM(hidden_layer_sizes=(8,), max_iter=2, n_sample_steps=2, ais_steps=10, random_state=0),
+        # The lecture's ellipse decoder reads exactly two features; the checks use many shapes.
+        LatentVariableEBM(decoder="mlp", hidden_layer_sizes=(8,), n_grid=64, max_iter=2, random_state=0),
         RBM(n_components=4, max_iter=2, n_sample_steps=5, ais_steps=10, random_state=0),
     ]
 )
