@@ -146,7 +146,7 @@ def exact_score_matching_loss(energy, x):
     >>> import torch
     >>> from skebm.losses import exact_score_matching_loss
     >>> x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    >>> float(exact_score_matching_loss(lambda x: 0.5 * (x**2).sum(-1), x))   # 1/2 * 1 - 2
+    >>> float(exact_score_matching_loss(lambda x: 0.5 * (x**2).sum(-1), x).detach())   # 1/2 * 1 - 2
     -1.5
     """
     return hyvarinen_score(energy, x, create_graph=True).mean()
@@ -184,7 +184,7 @@ def sliced_score_matching_loss(
     >>> from skebm.losses import sliced_score_matching_loss
     >>> x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     >>> loss = sliced_score_matching_loss(lambda x: 0.5 * (x**2).sum(-1), x, variance_reduced=True)
-    >>> float(loss)   # v^T I v = d for Rademacher v, so the same as the exact loss here
+    >>> float(loss.detach())   # v^T I v = d for Rademacher v, so the same as the exact loss here
     -1.5
     """
     with torch.enable_grad():
@@ -223,7 +223,7 @@ def denoising_score_matching_loss(energy, x, noise_std, generator=None):
     >>> x = torch.zeros(1000, 1)
     >>> g = torch.Generator().manual_seed(0)
     >>> energy = lambda x: 0.5 * (x**2).sum(-1) / 0.01   # exactly N(0, 0.1^2), the perturbed data
-    >>> float(denoising_score_matching_loss(energy, x, 0.1, g))
+    >>> round(float(denoising_score_matching_loss(energy, x, 0.1, g).detach()), 6)
     0.0
     """
     eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
