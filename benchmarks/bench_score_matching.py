@@ -1,0 +1,79 @@
+"""ScoreMatchingEBM's methods, measured in one run.
+
+(a) Test NLL (exactly normalized by quadrature) on eight Gaussians and rings
+    (5,000 training and 5,000 test points) for each method, beside
+    KernelDensity (bandwidth by 3-fold CV), GaussianMixture (components by
+    BIC) and the true density.
+(b) Cost of one training step (loss and backward, batch 64, the default
+    128-128 MLP) of exact, sliced and denoising score matching at d = 2, 8,
+    32, 128, as ratios to denoising.
+
+Timings are medians, wall time beside CPU time: the machines are shared.
+
+Run: ``python benchmarks/bench_score_matching.py [--max-iter N] [--no-nll]``.
+"""
+
+import argparse
+
+import torch
+from _timing import timed
+from bench_cd import TOYS, fit_gmm, fit_kde
+
+from skebm import ScoreMatchingEBM
+
+METHODS = ["exact", "sliced", "sliced_vr", "denoising"]
+
+
+def _fit_method(X, method, max_iter):
+    return ScoreMatchingEBM(method=method, max_iter=max_iter, random_state=0).fit(X)
+
+
+def nll_table(max_iter):
+    print(f"(a) test NLL in nats (lower is better); score matching {max_iter} epochs")
+    print(f"{'data':<16}{'model':<26}{'NLL':>8}{'gap':>8}{'wall s':>8}{'cpu s':>8}")
+    for name, make, log_density in TOYS:
+        X, X_test = make(5000, random_state=0), make(5000, random_state=1)
+        truth = -log_density(X_test).mean()
+        print(f"{name:<16}{'true density':<26}{truth:8.3f}{0.0:8.3f}")
+        fits = [("KernelDensity (CV)", fit_kde), ("GaussianMixture (BIC)", fit_gmm)]
+        fits += [(f"ScoreMatchingEBM {m}", lambda X, _, m=m: _fit_method(X, m, max_iter)) for m in METHODS]
+        for label, fit in fits:
+            wall, cpu, model = timed(lambda fit=fit, X=X: fit(X, None))
+            nll = -model.score_samples(X_test).mean()
+            print(f"{'':<16}{label:<26}{nll:8.3f}{nll - truth:8.3f}{wall:8.1f}{cpu:8.1f}")
+
+
+def step_cost(repeats=5):
+    print("\n(b) ms per training step (batch 64, MLP 128-128), wall and CPU; ratio of wall time to denoising")
+    print(f"{'d':>5}" + "".join(f"{m:>22}" for m in METHODS))
+    for d in (2, 8, 32, 128):
+        X = torch.randn(256, d, generator=torch.Generator().manual_seed(0)).numpy()
+        costs = {}
+        for method in METHODS:
+            model = ScoreMatchingEBM(method=method, max_iter=1, log_partition=None, random_state=0).fit(X)
+            batch = model._as_tensor(X[:64])
+
+            def step(model=model, batch=batch):
+                model.optimizer_.zero_grad()
+                model._loss(batch).backward()
+
+            step()
+            costs[method] = timed(step, repeats)[:2]
+        base = costs["denoising"][0]
+        row = "".join(f"{1000 * w:8.2f} {1000 * c:6.2f} {w / base:5.1f}x" for w, c in costs.values())
+        print(f"{d:>5}{row}")
+    print("(goal: at d = 128, sliced at least 10 times faster per step than exact)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-iter", type=int, default=50, help="epochs (50 is the default)")
+    parser.add_argument("--no-nll", action="store_true", help="skip (a)")
+    args = parser.parse_args()
+    if not args.no_nll:
+        nll_table(args.max_iter)
+    step_cost()
+
+
+if __name__ == "__main__":
+    main()
