@@ -11,28 +11,52 @@ import numpy as np
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity
 
-from . import CHAPTER7_PARAMS, RBM, ContrastiveDivergenceEBM
-from .datasets import eight_gaussians_log_density, load_digits_scaled, make_eight_gaussians, make_moons
+from . import CHAPTER7_PARAMS, NCEEBM, RBM, ContrastiveDivergenceEBM, LatentVariableEBM, ScoreMatchingEBM
+from .datasets import (
+    eight_gaussians_log_density,
+    load_digits_scaled,
+    make_eight_gaussians,
+    make_ellipse,
+    make_moons,
+)
 from .metrics import mmd
 
 
 def _toy_table(max_iter):
-    """Exactly normalized test log-likelihoods on two 2-D toys, beside two classic density estimators."""
+    """Exactly normalized test log-likelihoods on two 2-D toys: three EBMs beside two classic estimators."""
+    estimators = {
+        "CD": lambda: ContrastiveDivergenceEBM(max_iter=max_iter, random_state=0),
+        "NCE": lambda: NCEEBM(max_iter=max_iter, random_state=0),
+        "SM": lambda: ScoreMatchingEBM(method="denoising", max_iter=max_iter, random_state=0),
+    }
     rows, fitted = [], {}
     for name, make in [("eight gaussians", make_eight_gaussians), ("two moons", make_moons)]:
         X, X_test = make(4000, random_state=0), make(2000, random_state=1)
-        start = time.perf_counter()
-        ebm = ContrastiveDivergenceEBM(max_iter=max_iter, random_state=0).fit(X)
-        seconds = time.perf_counter() - start
+        scores, seconds = [], 0.0
+        for label, build in estimators.items():
+            start = time.perf_counter()
+            model = build().fit(X)
+            seconds += time.perf_counter() - start
+            scores.append(model.score(X_test))
+            fitted[f"{label}: {name}"] = model
         kde = KernelDensity(bandwidth=0.1).fit(X)
         gmm = GaussianMixture(8, random_state=0).fit(X)
         truth = eight_gaussians_log_density(X_test).mean() if name == "eight gaussians" else float("nan")
-        rows.append((name, ebm.score(X_test), kde.score(X_test) / len(X_test), gmm.score(X_test), truth, seconds))
-        fitted[name] = (ebm, X)
-    print(f"{'data':<16}{'CD-EBM':>9}{'KDE':>9}{'GMM(8)':>9}{'truth':>9}{'fit s':>8}")
+        rows.append((name, *scores, kde.score(X_test) / len(X_test), gmm.score(X_test), truth, seconds))
+    print("test log-likelihood (nats, higher is better)")
+    print(f"{'data':<16}{'CD-EBM':>9}{'NCE':>9}{'SM':>9}{'KDE':>9}{'GMM(8)':>9}{'truth':>9}{'fit s':>8}")
     for name, *values, seconds in rows:
         print(f"{name:<16}" + "".join(f"{v:9.3f}" for v in values) + f"{seconds:8.1f}")
-    return fitted
+    return {key: fitted[key] for key in ("CD: eight gaussians", "NCE: two moons")}
+
+
+def _ellipse():
+    """The latent-variable lecture: the ellipse's half-axes recovered from 24 points."""
+    Y = make_ellipse(24)
+    model = LatentVariableEBM(random_state=0).fit(Y)
+    w1, w2 = model.module_.decoder.w.tolist()
+    print(f"ellipse: fitted half-axes ({w1:.3f}, {w2:.3f}), true (2, 1.5)")
+    return model, Y
 
 
 def _digits(max_iter):
@@ -63,27 +87,33 @@ def _rbm_digits(max_iter):
     return rbm.sample(64, random_state=0)
 
 
-def _plot(fitted, digit_samples, rbm_samples, output):
+def _plot(fitted, digit_samples, rbm_samples, ellipse, output):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4.3))
-    for ax, (name, (ebm, _)) in zip(axes, fitted.items()):
+    fig, axes = plt.subplots(1, 5, figsize=(21, 4.3))
+    for ax, (name, ebm) in zip(axes, fitted.items()):
         g = np.linspace(-3.2, 3.2, 160)
         grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
         density = np.exp(ebm.score_samples(grid)).reshape(160, 160)
         ax.imshow(density, origin="lower", extent=[g[0], g[-1], g[0], g[-1]], cmap="viridis")
         samples = ebm.sample(500, random_state=0)
         ax.scatter(samples[:, 0], samples[:, 1], s=2, c="w", alpha=0.6)
-        ax.set_title(f"{name}: density and samples")
+        ax.set_title(f"{name}, density and samples")
     for ax, images, title in [
         (axes[2], digit_samples, "CD-EBM: digits from noise"),
         (axes[3], rbm_samples, "RBM: Gibbs samples"),
     ]:
         ax.imshow(images[:64].reshape(8, 8, 8, 8).transpose(0, 2, 1, 3).reshape(64, 64), cmap="gray_r")
         ax.set_title(title)
+    model, Y = ellipse
+    g1, g2 = np.linspace(-3, 3, 121), np.linspace(-2, 2, 81)
+    mesh = np.stack(np.meshgrid(g1, g2), -1).reshape(-1, 2)
+    axes[4].imshow(model.free_energy(mesh).reshape(81, 121), origin="lower", extent=[-3, 3, -2, 2], cmap="magma_r")
+    axes[4].scatter(Y[:, 0], Y[:, 1], s=8, c="c")
+    axes[4].set_title("latent EBM: free energy of the ellipse")
     for ax in axes:
         ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout()
@@ -102,7 +132,7 @@ def main(argv=None):
     fitted = _toy_table(max_iter=3 if args.quick else 50)
     digit_samples = _digits(max_iter=2 if args.quick else 15)
     rbm_samples = _rbm_digits(max_iter=2 if args.quick else 20)
-    _plot(fitted, digit_samples, rbm_samples, output)
+    _plot(fitted, digit_samples, rbm_samples, _ellipse(), output)
 
 
 if __name__ == "__main__":
