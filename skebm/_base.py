@@ -481,7 +481,7 @@ class GradientEBM(BaseEBM):
 
     @abstractmethod
     def _batch_loss(self, batch):
-        """Hook: ``(loss tensor, dict of float diagnostics)`` for one minibatch."""
+        """Hook: ``(loss tensor, dict of diagnostics)`` for one minibatch, as ``_train_step`` returns them."""
 
     def _train_step(self, batch):
         loss, metrics = self._batch_loss(batch)

@@ -1,6 +1,7 @@
 """Latent-variable energy-based models with free-energy inference."""
 
 import copy
+import itertools
 import math
 from numbers import Integral, Real
 
@@ -13,7 +14,7 @@ from torch import nn
 
 from . import partition
 from ._base import GradientEBM
-from .energies import MLPEnergy
+from .samplers import frozen_parameters
 
 __all__ = ["EllipseDecoder", "LatentEnergy", "LatentVariableEBM"]
 
@@ -42,18 +43,11 @@ class EllipseDecoder(nn.Module):
         return torch.stack([self.w[0] * torch.cos(z[:, 0]), self.w[1] * torch.sin(z[:, 0])], dim=1)
 
 
-class _MLPDecoder(nn.Module):
-    """A swish MLP from latents to outputs (the hidden layers of MLPEnergy, another head)."""
-
-    def __init__(self, latent_dim, n_features, hidden_layer_sizes):
-        super().__init__()
-        self.body = MLPEnergy(latent_dim, hidden_layer_sizes)
-        self.body.output = nn.Linear(([latent_dim, *hidden_layer_sizes])[-1], n_features)
-
-    def forward(self, z):
-        for layer in self.body.hidden:
-            z = nn.functional.silu(layer(z))
-        return self.body.output(z)
+def _mlp_decoder(latent_dim, n_features, hidden_layer_sizes):
+    """A swish MLP from latents to outputs."""
+    sizes = [latent_dim, *hidden_layer_sizes]
+    layers = [module for a, b in itertools.pairwise(sizes) for module in (nn.Linear(a, b), nn.SiLU())]
+    return nn.Sequential(*layers, nn.Linear(sizes[-1], n_features))
 
 
 class LatentEnergy(nn.Module):
@@ -96,7 +90,7 @@ class LatentEnergy(nn.Module):
         self.inference, self.n_grid, self.n_restarts, self.beta = inference, n_grid, n_restarts, beta
 
     def joint_energy(self, y, z):
-        """``E(y, z)`` for rows ``y`` of shape (n, d) and latents of shape (n, m, k): (n, m)."""
+        """``E(y, z)`` for rows ``y`` of shape (n, d) and per-row latents of shape (n, m, k): (n, m)."""
         decoded = self.decoder(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:2], -1)
         return ((y[:, None, :] - decoded) ** 2).sum(-1)
 
@@ -109,16 +103,23 @@ class LatentEnergy(nn.Module):
         ]
         return torch.cartesian_prod(*axes).reshape(-1, len(axes)), float(torch.prod(width))
 
+    def grid_energies(self, y):
+        """``E(y, z)`` at every point of the latent grid, ``(n, n_grid^k)``, with the grid and its cell volume.
+
+        The grid is decoded once for all rows.
+        """
+        grid, cell = self.latent_grid()
+        grid = grid.to(y.dtype)
+        decoded = self.decoder(grid)
+        energies = torch.cat([((chunk[:, None, :] - decoded) ** 2).sum(-1) for chunk in y.split(256)])
+        return energies, grid, cell
+
     @torch.no_grad()
     def infer(self, y):
         """``z_check = argmin_z E(y, z)`` for each row."""
         if self.inference == "grid":
-            grid, _ = self.latent_grid()
-            best = [
-                self.joint_energy(chunk, grid.to(y.dtype).expand(len(chunk), -1, -1)).argmin(1)
-                for chunk in y.split(256)
-            ]
-            return grid.to(y.dtype)[torch.cat(best)]
+            energies, grid, _ = self.grid_energies(y)
+            return grid[energies.argmin(1)]
         return self._descend(y)
 
     def _descend(self, y):
@@ -126,7 +127,7 @@ class LatentEnergy(nn.Module):
         fractions = (torch.arange(self.n_restarts, device=y.device, dtype=y.dtype) + 0.5) / self.n_restarts
         starts = self.latent_low.to(y.dtype) + fractions[:, None] * (self.latent_high - self.latent_low).to(y.dtype)
         z = starts.expand(len(y), -1, -1).clone().requires_grad_(True)
-        with torch.enable_grad(), _frozen(self.decoder):
+        with torch.enable_grad(), frozen_parameters(self.decoder):
             if self.inference == "lbfgs":
                 optimizer = torch.optim.LBFGS([z], max_iter=100, line_search_fn="strong_wolfe")
             else:
@@ -147,25 +148,8 @@ class LatentEnergy(nn.Module):
         if self.beta is None:
             z = self.infer(y)
             return ((y - self.decoder(z)) ** 2).sum(-1)
-        grid, cell = self.latent_grid()
-        energies = torch.cat([self.joint_energy(c, grid.to(y.dtype).expand(len(c), -1, -1)) for c in y.split(256)])
+        energies, _, cell = self.grid_energies(y)
         return -(torch.logsumexp(-self.beta * energies, dim=1) + math.log(cell)) / self.beta
-
-
-class _frozen:
-    """Switch off parameter gradients for the block (latent inference must not train the decoder)."""
-
-    def __init__(self, module):
-        self.module = module
-
-    def __enter__(self):
-        self.flags = [p.requires_grad for p in self.module.parameters()]
-        for p in self.module.parameters():
-            p.requires_grad_(False)
-
-    def __exit__(self, *exc):
-        for p, flag in zip(self.module.parameters(), self.flags):
-            p.requires_grad_(flag)
 
 
 class LatentVariableEBM(TransformerMixin, GradientEBM):
@@ -294,7 +278,7 @@ class LatentVariableEBM(TransformerMixin, GradientEBM):
         if self.decoder == "ellipse":
             decoder = EllipseDecoder()
         elif self.decoder == "mlp":
-            decoder = _MLPDecoder(self.latent_dim, X.shape[1], tuple(self.hidden_layer_sizes))
+            decoder = _mlp_decoder(self.latent_dim, X.shape[1], tuple(self.hidden_layer_sizes))
         else:
             decoder = copy.deepcopy(self.decoder)
         low, high = self.latent_range

@@ -235,10 +235,11 @@ class NCEEBM(NeuralEBM):
         log_p_data, log_p_noise = -self.module_(batch) - c, -self.module_(noise) - c
         loss = nce_loss(log_p_data, log_q_data, log_p_noise, log_q_noise, self.noise_ratio)
         log_nu = math.log(self.noise_ratio)
+        # The accuracies stay tensors: summed on the device, read once per epoch.
         metrics = {
             "loss": float(loss.detach()),
-            "data_accuracy": float((log_p_data - log_q_data > log_nu).float().mean()),
-            "noise_accuracy": float((log_p_noise - log_q_noise < log_nu).float().mean()),
+            "data_accuracy": (log_p_data - log_q_data > log_nu).float().mean().detach(),
+            "noise_accuracy": (log_p_noise - log_q_noise < log_nu).float().mean().detach(),
         }
         return loss, metrics
 

@@ -316,21 +316,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return self._as_tensor(X, torch.float64)
 
-    def energy(self, X):
-        """Free energy ``F(v) = -log sum_h exp(-E(v, h))`` of each row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        free_energy : ndarray of shape (n_samples,), float64
-        """
-        return self._score_energy(self._validated(X)).cpu().numpy()
-
     def free_energy(self, X):
-        """Free energy of each row; the same as :meth:`energy`.
+        """Free energy ``F(v) = -log sum_h exp(-E(v, h))`` of each row; the same as :meth:`energy`.
 
         Parameters
         ----------
