@@ -6,6 +6,7 @@ from ._latent import EllipseDecoder, LatentEnergy, LatentVariableEBM
 from ._nce import NCEEBM
 from ._rbm import RBM
 from ._score_matching import ScoreMatchingEBM
+from .persistence import load, save
 
 __version__ = "0.1.0"
 
@@ -20,4 +21,6 @@ __all__ = [
     "LatentVariableEBM",
     "ScoreMatchingEBM",
     "__version__",
+    "load",
+    "save",
 ]

@@ -438,7 +438,7 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         # sharing them, and torch.load's map_location brings CUDA tensors to the
         # CPU: a model fitted on a GPU loads on any machine, ready to score or to
         # train on.
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: the base returns the live __dict__ itself
         generator = state.pop("_generator", None)
         version = state.pop("_sklearn_version", None)
         blob = io.BytesIO()

@@ -9,15 +9,17 @@ import numpy as np
 import pytest
 import torch
 
+import skebm
 from skebm import RBM, ContrastiveDivergenceEBM
 from skebm.datasets import make_moons
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 LOAD_ON_CPU = """
-import pickle, sys, numpy as np, torch
+import pickle, sys, numpy as np, torch, skebm
 assert not torch.cuda.is_available()
-model = pickle.load(open(sys.argv[1], "rb"))
+path = sys.argv[1]
+model = skebm.load(path) if path.endswith(".skebm") else pickle.load(open(path, "rb"))
 np.save(sys.argv[2], model.score_samples(np.load(sys.argv[3])))
 """
 
@@ -35,17 +37,22 @@ def estimators():
     ]
 
 
+@pytest.mark.parametrize("file_format", ["pickle", "skebm.save"])
 @pytest.mark.parametrize("estimator, X", estimators(), ids=["cd", "rbm"])
-def test_cuda_fit_loads_on_a_cpu_only_machine(estimator, X, tmp_path):
+def test_cuda_fit_loads_on_a_cpu_only_machine(estimator, X, file_format, tmp_path):
     model = estimator.set_params(device="cuda").fit(X)
     assert model.device_.type == "cuda"
     on_cuda = model.score_samples(X)
     np.save(tmp_path / "X.npy", X)
-    with open(tmp_path / "model.pkl", "wb") as f:
-        pickle.dump(model, f)
+    if file_format == "pickle":
+        path = tmp_path / "model.pkl"
+        path.write_bytes(pickle.dumps(model))
+    else:
+        path = tmp_path / "model.skebm"
+        skebm.save(model, path)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     subprocess.run(
-        [sys.executable, "-c", LOAD_ON_CPU, tmp_path / "model.pkl", tmp_path / "scores.npy", tmp_path / "X.npy"],
+        [sys.executable, "-c", LOAD_ON_CPU, path, tmp_path / "scores.npy", tmp_path / "X.npy"],
         check=True,
         env=env,
     )
