@@ -60,7 +60,11 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         Persistent or plain contrastive divergence.
     n_gibbs_steps : int, default=1
         Gibbs steps per update (the k of CD-k).
-    learning_rate : float, default=0.1
+    learning_rate : float or "auto", default="auto"
+        Step of the gradient ascent. ``"auto"`` is 0.1 for Bernoulli visible
+        units and 0.01 for Gaussian ones, whose unbounded activations make
+        steps of 0.1 run away (Hinton's practical guide advises one to two
+        orders of magnitude less for them).
     learning_rate_schedule : {"linear", "constant"}, default="linear"
         ``"linear"`` lowers the learning rate linearly over the epochs of each
         call to ``fit``, from ``learning_rate`` to ``learning_rate / max_iter``
@@ -138,6 +142,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         "visible": [StrOptions({"bernoulli", "gaussian"})],
         "method": [StrOptions({"pcd", "cd"})],
         "n_gibbs_steps": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "learning_rate_schedule": [StrOptions({"linear", "constant"})],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -152,7 +157,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         visible="bernoulli",
         method="pcd",
         n_gibbs_steps=1,
-        learning_rate=0.1,
+        learning_rate="auto",
         learning_rate_schedule="linear",
         momentum=0.5,
         weight_decay=1e-4,
@@ -248,10 +253,13 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
 
     def _learning_rate_now(self):
         """``learning_rate``, falling linearly over the epochs of this call to ``fit`` if so scheduled."""
+        rate = self.learning_rate
+        if rate == "auto":
+            rate = 0.1 if self.visible == "bernoulli" else 0.01
         if self.learning_rate_schedule == "constant":
-            return self.learning_rate
+            return rate
         first, n_epochs = self._schedule
-        return self.learning_rate * (1 - (len(self.history_) - first) / n_epochs)
+        return rate * (1 - (len(self.history_) - first) / n_epochs)
 
     def _run_epoch(self, data):
         # The parameter tensors are updated in place, so one view of them serves the whole epoch.

@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_diabetes, load_digits
+from sklearn.datasets import load_diabetes, load_wine, load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
@@ -177,11 +177,20 @@ def test_gaussian_visible_units_beat_independent_gaussians():
     X_train, X_test = train_test_split(X, test_size=0.3, random_state=0)
     scaler = StandardScaler().fit(X_train)
     X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-    rbm = RBM(n_components=16, visible="gaussian", learning_rate=0.01, max_iter=50, random_state=0).fit(X_train)
+    rbm = RBM(n_components=16, visible="gaussian", max_iter=50, random_state=0).fit(X_train)
     mean, std = X_train.mean(0), X_train.std(0)
     independent = -0.5 * (((X_test - mean) / std) ** 2 + np.log(2 * np.pi * std**2)).sum(1)
     gain = rbm.score_samples(X_test) - independent
     assert gain.mean() > 3 * gain.std() / np.sqrt(len(gain))
+
+
+def test_gaussian_units_train_at_the_default_learning_rate():
+    # A step of 0.1, right for Bernoulli units, runs away on standardized real data.
+    X = StandardScaler().fit_transform(load_wine().data)
+    with pytest.raises(FloatingPointError):
+        RBM(visible="gaussian", learning_rate=0.1, log_partition=None, random_state=0).fit(X)
+    rbm = RBM(visible="gaussian", log_partition=None, random_state=0).fit(X)
+    assert np.isfinite(rbm.energy(X)).all()
 
 
 def test_pickle_round_trip_and_divergence(small_rbm, digits):
