@@ -430,7 +430,12 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
 
     @abstractmethod
     def _sample(self, n_samples, generator):
-        """Hook: ``n_samples`` draws from the fitted model, as a tensor."""
+        """Hook: ``n_samples`` draws from the fitted model, as a tensor.
+
+        Models that sample by a Markov chain take a ``callback=None`` argument
+        too, called as ``callback(step, positions)`` after each step (what
+        :func:`skebm.plotting.plot_chain` draws).
+        """
 
     # ------------------------------------------------------ persistence
     def __getstate__(self):
@@ -549,10 +554,13 @@ class NeuralEBM(GradientEBM):
         low, high = _data_box(X, self.bounds)
         return BoxedEnergy(network, low, high).to(self.device_)
 
-    def _sample(self, n_samples, generator):
+    def _sample(self, n_samples, generator, callback=None):
         """MCMC from uniform noise in the data box with the estimator's sampler."""
         start = self.module_.uniform_noise(n_samples, generator)
-        x, _ = run_chain(self._kernel(), self.module_, start, self.n_sample_steps, generator)
+        if callback is not None:
+            callback(-1, start)
+        snapshot = None if callback is None else (lambda step, state: callback(step, state.position))
+        x, _ = run_chain(self._kernel(), self.module_, start, self.n_sample_steps, generator, snapshot)
         return x
 
     def _kernel(self):

@@ -248,9 +248,11 @@ class NCEEBM(NeuralEBM):
         return float(self.module_.log_normalizer.detach()), math.nan
 
     # ---------------------------------------------------------- sampling
-    def _sample(self, n_samples, generator):
+    def _sample(self, n_samples, generator, callback=None):
         if self.sampler != "sir":
-            return super()._sample(n_samples, generator)
+            return super()._sample(n_samples, generator, callback)
+        if callback is not None:
+            raise ValueError("sampler='sir' resamples noise and runs no chain; pick an MCMC sampler, say 'mala'.")
         proposals, log_q = self._draw_noise(n_samples * _SIR_PROPOSALS, generator)
         with torch.no_grad():
             log_weights = -self.module_(proposals) - log_q

@@ -395,10 +395,13 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         with torch.no_grad():
             return _pseudo_likelihood(self._float64_energy(), v, generator).cpu().numpy()
 
-    def _sample(self, n_samples, generator):
+    def _sample(self, n_samples, generator, callback=None):
         rbm, pool = self.module_.params(), RandomPool(generator)
         h = torch.zeros(n_samples, self.n_components, device=self.device_)  # chains start from p(v | h = 0)
-        return run_gibbs(rbm, sample_visible(rbm, h, pool), self.n_sample_steps, pool) + 0.0  # no -0.0
+        v = sample_visible(rbm, h, pool)
+        if callback is not None:
+            callback(-1, v)
+        return run_gibbs(rbm, v, self.n_sample_steps, pool, callback) + 0.0  # no -0.0
 
 
 @functools.lru_cache(maxsize=16)

@@ -3,10 +3,11 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
-from skebm import LatentVariableEBM
-from skebm.datasets import make_ellipse
-from skebm.plotting import plot_energy_2d
+from skebm import NCEEBM, RBM, ContrastiveDivergenceEBM, LatentVariableEBM
+from skebm.datasets import make_ellipse, make_moons
+from skebm.plotting import plot_chain, plot_energy_2d, plot_history, plot_samples
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +40,46 @@ def test_latent_ellipse_example_writes_its_figure(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["plot_latent_ellipse.py", "--output", str(tmp_path)])
     runpy.run_path("examples/plot_latent_ellipse.py", run_name="__main__")
     assert (tmp_path / "latent_ellipse.png").stat().st_size > 10_000
+
+
+def test_plot_samples_draws_each_row_as_an_image():
+    X = np.random.default_rng(0).random((7, 2 * 3 * 4))
+    fig = plot_samples(X, image_shape=(2, 3, 4), n_cols=4)
+    assert len(fig.axes) == 7
+    for ax, row in zip(fig.axes, X):
+        np.testing.assert_array_equal(ax.images[0].get_array(), row.reshape(2, 3, 4)[0])
+    with pytest.raises(ValueError, match="image_shape"):
+        plot_samples(np.zeros((2, 10)))
+
+
+def test_plot_chain_ends_where_sample_ends():
+    X = (load_digits().data[:300] > 7).astype(float)
+    rbm = RBM(n_components=16, max_iter=2, n_sample_steps=30, random_state=0).fit(X)
+    fig = plot_chain(rbm, n_chains=3, n_snapshots=4, random_state=5)
+    assert len(fig.axes) == 12  # three chains (rows) of four snapshots
+    final = rbm.sample(3, random_state=5)
+    for chain in range(3):
+        np.testing.assert_array_equal(fig.axes[4 * chain + 3].images[0].get_array(), final[chain].reshape(8, 8))
+
+
+def test_plot_chain_of_a_two_dimensional_model_draws_points():
+    X = make_moons(200, random_state=0)
+    model = NCEEBM(hidden_layer_sizes=(8,), max_iter=1, sampler="mala", n_sample_steps=10, random_state=0).fit(X)
+    fig = plot_chain(model, n_chains=30, n_snapshots=3, random_state=1)
+    assert [ax.get_title() for ax in fig.axes] == ["step 0", "step 5", "step 10"]
+    np.testing.assert_allclose(fig.axes[-1].collections[0].get_offsets(), model.sample(30, random_state=1))
+    with pytest.raises(ValueError, match="sir"):
+        plot_chain(model.set_params(sampler="sir"))
+    with pytest.raises(ValueError, match="Markov chain"):
+        plot_chain(LatentVariableEBM(max_iter=1).fit(make_ellipse(24)))
+
+
+def test_plot_history_draws_each_diagnostic_per_epoch():
+    X = make_moons(200, random_state=0)
+    model = ContrastiveDivergenceEBM(hidden_layer_sizes=(8,), max_iter=3, buffer_size=64, random_state=0).fit(X)
+    fig = plot_history(model)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert {"loss", "cdiv", "real_energy", "fake_energy"} <= set(titles) and "wall_time" not in titles
+    line = fig.axes[titles.index("cdiv")].lines[0]
+    np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3])
+    np.testing.assert_array_equal(line.get_ydata(), [record["cdiv"] for record in model.history_])

@@ -144,8 +144,10 @@ def gibbs_step(rbm, v, pool):
 
 
 @torch.no_grad()
-def run_gibbs(rbm, v, n_steps, pool):
+def run_gibbs(rbm, v, n_steps, pool, callback=None):
     """``n_steps`` block Gibbs steps from ``v``, without autograd.
+
+    ``callback(step, v)``, if given, is called after each step (for snapshots).
 
     Examples
     --------
@@ -156,6 +158,8 @@ def run_gibbs(rbm, v, n_steps, pool):
     >>> run_gibbs(rbm, torch.zeros(5, 2), 10, RandomPool(torch.Generator().manual_seed(0))).shape
     torch.Size([5, 2])
     """
-    for _ in range(n_steps):
+    for step in range(n_steps):
         v = gibbs_step(rbm, v, pool)
+        if callback is not None:
+            callback(step, v)
     return v
