@@ -211,14 +211,17 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         best = (math.inf, None, 0)  # validation loss, weights, epochs without improvement
         progress = self._progress(n_epochs)
         last_good = copy.deepcopy(self.module_.state_dict())
+        first_averaged, average = n_epochs - self._n_averaged_epochs(n_epochs), None
         try:
-            for _ in range(n_epochs):
+            for epoch in range(n_epochs):
                 record = self._run_epoch(data)
                 if X_val is not None:
                     record.update(self._validation_metrics(self._as_tensor(X_val)))
                 self._check_finite(record)
                 self.history_.append(record)
                 last_good = copy.deepcopy(self.module_.state_dict())
+                if epoch >= first_averaged:
+                    average = _fold_into_mean(average, last_good, epoch - first_averaged)
                 progress.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k != "epoch"}, refresh=False)
                 progress.update()
                 if X_val is not None:
@@ -226,6 +229,9 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
                     if best[2] >= self.n_iter_no_change:
                         self.module_.load_state_dict(best[1])
                         break
+            else:  # ran all its epochs: no early stop
+                if average is not None:
+                    self.module_.load_state_dict(average)
         except KeyboardInterrupt:
             self.module_.load_state_dict(last_good)
             warnings.warn(
@@ -236,6 +242,10 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             )
         finally:
             progress.close()
+
+    def _n_averaged_epochs(self, n_epochs):
+        """Hook: how many of the last of ``n_epochs`` epochs are averaged into the fitted weights (none here)."""
+        return 0
 
     def _early_stopping(self, best, val_loss):
         if val_loss < best[0] - 1e-4 * abs(best[0]) or best[1] is None:
@@ -524,7 +534,11 @@ class NeuralEBM(GradientEBM):
         "noise_scale": [None, Interval(Real, 0, None, closed="left")],
         "grad_clip": [None, Interval(Real, 0, None, closed="neither")],
         "n_sample_steps": [Interval(Integral, 1, None, closed="left")],
+        "weight_averaging": [Interval(Real, 0, 1, closed="both")],
     }
+
+    def _n_averaged_epochs(self, n_epochs):
+        return math.ceil(self.weight_averaging * n_epochs)
 
     def _check_input(self, X):
         if self.image_shape is not None and int(np.prod(self.image_shape)) != X.shape[1]:
@@ -571,6 +585,16 @@ class NeuralEBM(GradientEBM):
             grad_clip=self.grad_clip,
             bounds=self.module_.bounds(),
         )
+
+
+def _fold_into_mean(mean, state, n_before):
+    """The mean of ``n_before`` state dicts (``mean``) and one more, ``state``; integer entries are kept."""
+    if mean is None:
+        return copy.deepcopy(state)
+    for key, value in state.items():
+        if value.is_floating_point():
+            mean[key] += (value - mean[key]) / (n_before + 1)
+    return mean
 
 
 def _data_box(X, bounds):

@@ -47,6 +47,9 @@ class ScoreMatchingEBM(NeuralEBM):
     max_iter : int, default=50
     batch_size : int, default=64
     learning_rate : float, default=1e-3
+    weight_averaging : float, default=0.2
+        Fraction of the last epochs whose end-of-epoch weights are averaged
+        into the fitted energy, as in :class:`ContrastiveDivergenceEBM`.
     validation_fraction : float, default=None
     n_iter_no_change : int, default=10
     log_partition : {"auto", "grid", "ais"} or None, default="auto"
@@ -103,6 +106,7 @@ class ScoreMatchingEBM(NeuralEBM):
         max_iter=50,
         batch_size=64,
         learning_rate=1e-3,
+        weight_averaging=0.2,
         validation_fraction=None,
         n_iter_no_change=10,
         log_partition="auto",
@@ -129,6 +133,7 @@ class ScoreMatchingEBM(NeuralEBM):
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.weight_averaging = weight_averaging
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.log_partition = log_partition

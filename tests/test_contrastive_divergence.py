@@ -3,6 +3,7 @@ import pickle
 import joblib
 import numpy as np
 import pytest
+import torch
 from sklearn.model_selection import GridSearchCV
 
 from skebm import CHAPTER7_PARAMS, ContrastiveDivergenceEBM, DivergenceError
@@ -65,6 +66,38 @@ def test_same_random_state_same_model_and_samples(moons):
     b = ContrastiveDivergenceEBM(random_state=3, **FAST).fit(moons)
     np.testing.assert_array_equal(a.energy(moons), b.energy(moons))
     np.testing.assert_array_equal(a.sample(20, random_state=1), b.sample(20, random_state=1))
+
+
+def test_weight_averaging_averages_the_epoch_end_weights(moons):
+    # Training does not depend on max_iter, so fits of 1, 2 and 3 epochs end at the epoch-end
+    # weights of one 3-epoch run.
+    params = {**FAST, "random_state": 0}
+    ends = [
+        ContrastiveDivergenceEBM(**{**params, "max_iter": k, "weight_averaging": 0}).fit(moons).module_.state_dict()
+        for k in (1, 2, 3)
+    ]
+    averaged = ContrastiveDivergenceEBM(**{**params, "weight_averaging": 1.0}).fit(moons).module_.state_dict()
+    last_two = ContrastiveDivergenceEBM(**{**params, "weight_averaging": 0.5}).fit(moons).module_.state_dict()
+    for key, value in averaged.items():
+        torch.testing.assert_close(value, sum(end[key] for end in ends) / 3)
+        torch.testing.assert_close(last_two[key], (ends[1][key] + ends[2][key]) / 2)  # ceil(0.5 * 3) = 2
+    assert not torch.equal(averaged["network.output.weight"], ends[2]["network.output.weight"])
+
+
+def test_early_stopping_keeps_the_best_weights_unaveraged(moons):
+    est = ContrastiveDivergenceEBM(
+        validation_fraction=0.2, n_iter_no_change=1, weight_averaging=1.0, random_state=0, **{**FAST, "max_iter": 30}
+    ).fit(moons)
+    assert est.n_iter_ < 30  # stopped early
+    best = int(np.argmin([record["val_loss"] for record in est.history_]))
+    reference = ContrastiveDivergenceEBM(
+        validation_fraction=0.2,
+        n_iter_no_change=1,
+        weight_averaging=0,
+        random_state=0,
+        **{**FAST, "max_iter": best + 1},
+    ).fit(moons)
+    np.testing.assert_array_equal(est.energy(moons), reference.energy(moons))
 
 
 @pytest.mark.parametrize("dump", ["pickle", "joblib"])
