@@ -4,8 +4,12 @@
     KernelDensity (bandwidth by 3-fold CV), GaussianMixture (components by BIC)
     and the true density.
 (b) Langevin throughput (chain-steps per second) of a 2-128-128-1 swish MLP at
-    1,024 chains, against plain autograd loops, as ratios.
-(c) TorchEBM and ebmkit on two moons, when installed (``pip install -e .[bench]``).
+    1,024 chains, against plain autograd loops and the peers' samplers, as ratios.
+(c) Two moons: skebm's defaults beside GaussianMixture(8), KernelDensity and, when
+    installed (``pip install -e .[bench]``), TorchEBM and ebmkit given the same
+    network, data, optimizer, number of updates, chain length and step size, at their
+    own default energy penalty and at 0.1. Every energy is normalized by the same
+    quadrature in the same box.
 
 Every timing is the median of repeats, CPU time beside wall time: the machines are shared.
 
@@ -15,6 +19,7 @@ Run: ``python benchmarks/bench_cd.py [--max-iter N]``.
 import argparse
 import importlib.util
 import math
+from functools import partial
 
 import numpy as np
 import torch
@@ -24,8 +29,9 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
 
 from skebm import ContrastiveDivergenceEBM
-from skebm.datasets import eight_gaussians_log_density, make_eight_gaussians, make_rings, rings_log_density
-from skebm.energies import MLPEnergy
+from skebm.datasets import eight_gaussians_log_density, make_eight_gaussians, make_moons, make_rings, rings_log_density
+from skebm.energies import BoxedEnergy, MLPEnergy
+from skebm.partition import grid_log_partition
 from skebm.samplers import make_kernel, run_chain
 
 
@@ -94,6 +100,7 @@ def langevin_throughput(n_chains=1024, n_steps=200, repeats=7):
         "plain loop (autograd.grad)": autograd_grad_loop,
         "skebm run_chain": lambda: run_chain(kernel, energy, x0, n_steps, generator),
     }
+    rows.update(_peer_langevin_loops(energy, x0, step, n_steps))
     results = {label: timed(fn, repeats)[:2] for label, fn in rows.items()}
     ours = results["skebm run_chain"][0]
     print(f"{'loop':<30}{'chain-steps/s':>15}{'wall s':>9}{'cpu s':>9}{'skebm speed-up':>16}")
@@ -101,13 +108,122 @@ def langevin_throughput(n_chains=1024, n_steps=200, repeats=7):
         print(f"{label:<30}{n_chains * n_steps / wall:15.0f}{wall:9.3f}{cpu:9.3f}{wall / ours:16.2f}")
 
 
-def peers():
-    print("\n(c) peers on two moons")
-    for package in ("torchebm", "ebmkit"):
-        if importlib.util.find_spec(package) is None:
+def _peer_langevin_loops(energy, x0, step, n_steps):
+    """The same chains run by TorchEBM's and ebmkit's Langevin samplers, where installed."""
+    loops = {}
+    if importlib.util.find_spec("torchebm") is not None:
+        from torchebm.samplers import LangevinDynamics
+
+        torchebm_sampler = LangevinDynamics(_torchebm_model(energy), step_size=step)
+        loops["TorchEBM LangevinDynamics"] = lambda: torchebm_sampler.sample(x=x0.clone(), n_steps=n_steps)
+    if importlib.util.find_spec("ebm") is not None:
+        from ebm import LangevinDynamics
+
+        ebmkit_sampler = LangevinDynamics(step_size=step, steps=n_steps)
+        loops["ebmkit LangevinDynamics"] = lambda: ebmkit_sampler.sample(energy, x0)
+    return loops
+
+
+MOONS_STEPS, MOONS_STEP_SIZE = 20, 0.01  # skebm's defaults, given to every peer
+
+
+def _torchebm_model(network):
+    """TorchEBM wants its own BaseModel; this one only forwards to the network."""
+    from torchebm.core import BaseModel
+
+    class Energy(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.network = network
+
+        def forward(self, x):
+            return self.network(x)
+
+    return Energy()
+
+
+def peer_torchebm(network, X, alpha, n_updates, seed):
+    from torchebm.losses import ContrastiveDivergence
+    from torchebm.samplers import LangevinDynamics
+
+    model = _torchebm_model(network)
+    sampler = LangevinDynamics(model, step_size=MOONS_STEP_SIZE)
+    loss_fn = ContrastiveDivergence(
+        model, sampler, k_steps=MOONS_STEPS, persistent=True, buffer_size=8192, energy_reg_weight=alpha
+    )
+    generator = torch.Generator().manual_seed(seed)
+    return _train_peer(model, X, n_updates, seed, lambda batch: loss_fn(batch, generator=generator)[0])
+
+
+def peer_ebmkit(network, X, alpha, n_updates, seed):
+    from ebm import ContrastiveDivergence, LangevinDynamics, ReplayBuffer
+
+    sampler = LangevinDynamics(step_size=MOONS_STEP_SIZE, steps=MOONS_STEPS)
+    buffer = ReplayBuffer(8192, (2,))
+    loss_fn = ContrastiveDivergence(sampler, buffer=buffer, energy_reg=alpha)
+    return _train_peer(network, X, n_updates, seed, lambda batch: loss_fn(network, batch).loss)
+
+
+def _train_peer(module, X, n_updates, seed, batch_loss, batch_size=32):
+    """Adam at skebm's learning rate over shuffled minibatches; False if the loss turns NaN."""
+    torch.manual_seed(seed)  # ebmkit draws from the global generator
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    X = torch.as_tensor(X, dtype=torch.float32)
+    n_epochs = math.ceil(n_updates * batch_size / len(X))
+    batches = [batch for _ in range(n_epochs) for batch in torch.randperm(len(X)).split(batch_size)]
+    for rows in batches[:n_updates]:
+        loss = batch_loss(X[rows])
+        if not torch.isfinite(loss):
+            return False
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return True
+
+
+def moons_table(max_iter, seed=0):
+    """Same network, data, optimizer, chain length and step size for skebm and each peer."""
+    X = make_moons(16384, random_state=seed)
+    X, X_test = X[:8192], X[8192:]
+    n_updates = max_iter * math.ceil(len(X) / 32)
+    print(f"\n(c) two moons (8,192 points, noise 0.05, standardized): test NLL in nats, {n_updates} updates")
+    print(f"{'model':<34}{'NLL':>9}{'wall s':>9}{'cpu s':>9}")
+    wall, cpu, cd = timed(lambda: ContrastiveDivergenceEBM(max_iter=max_iter, random_state=seed).fit(X))
+    print(f"{'skebm CD-EBM (defaults)':<34}{_format_nll(-cd.score(X_test))}{wall:9.1f}{cpu:9.1f}")
+    for label, fit in (
+        ("GaussianMixture(8)", lambda: GaussianMixture(8, random_state=seed).fit(X)),
+        ("KernelDensity (CV)", lambda: fit_kde(X, max_iter)),
+    ):
+        wall, cpu, model = timed(fit)
+        print(f"{label:<34}{_format_nll(-model.score_samples(X_test).mean())}{wall:9.1f}{cpu:9.1f}")
+    low, high = cd.module_.low, cd.module_.high
+    # (package, its import name, training function, its default energy penalty)
+    peers = (("torchebm", "torchebm", peer_torchebm, 0.001), ("ebmkit", "ebm", peer_ebmkit, 0.0))
+    for package, module_name, train, default_alpha in peers:
+        if importlib.util.find_spec(module_name) is None:
             print(f"{package}: not installed, skipped (pip install -e '.[bench]' to include it)")
-        else:
-            print(f"{package}: installed, but its side-by-side run is not written yet")
+            continue
+        for alpha in (default_alpha, 0.1):
+            torch.manual_seed(seed)
+            network = MLPEnergy(2, (128, 128))
+            wall, cpu, finite = timed(partial(train, network, X, alpha, n_updates, seed))
+            nll = _boxed_nll(network, low, high, X_test) if finite else float("nan")
+            label = f"{package} PCD, alpha={alpha:g}" + ("" if finite else " (diverged)")
+            print(f"{label:<34}{_format_nll(nll)}{wall:9.1f}{cpu:9.1f}")
+
+
+def _format_nll(nll):
+    """Nine characters; a run-away energy gives NLLs too large for fixed point."""
+    return f"{nll:9.3f}" if abs(nll) < 1e4 else f"{nll:9.1e}"
+
+
+def _boxed_nll(network, low, high, X_test):
+    """Test NLL of a peer's network in skebm's box, normalized by the same quadrature as skebm's."""
+    boxed = BoxedEnergy(network, low, high)
+    with torch.no_grad():
+        log_z = grid_log_partition(lambda x: boxed(x.float()).double(), *boxed.support_box())
+        energies = boxed(torch.as_tensor(X_test, dtype=torch.float32)).double()
+    return float(energies.mean()) + log_z
 
 
 def main():
@@ -116,7 +232,7 @@ def main():
     args = parser.parse_args()
     nll_table(args.max_iter)
     langevin_throughput()
-    peers()
+    moons_table(args.max_iter)
 
 
 if __name__ == "__main__":
