@@ -243,6 +243,10 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         finally:
             progress.close()
 
+    def _learning_rate_now(self):
+        """Hook: the learning rate the current epoch uses (``learning_rate`` unless scheduled or "auto")."""
+        return self.learning_rate
+
     def _n_averaged_epochs(self, n_epochs):
         """Hook: how many of the last of ``n_epochs`` epochs are averaged into the fitted weights (none here)."""
         return 0
@@ -294,7 +298,7 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             raise DivergenceError(
                 f"{type(self).__name__} diverged: {', '.join(bad)} became non-finite or exceeded "
                 f"{_ENERGY_LIMIT:g} in magnitude at epoch "
-                f"{len(self.history_) + 1}. Lower learning_rate (now {self.learning_rate}) or the sampler's "
+                f"{len(self.history_) + 1}. Lower learning_rate (now {self._learning_rate_now():g}) or the sampler's "
                 "step_size, or raise the energy regularization; the estimator keeps its previous state."
             )
 
