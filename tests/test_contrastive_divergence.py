@@ -68,6 +68,13 @@ def test_same_random_state_same_model_and_samples(moons):
     np.testing.assert_array_equal(a.sample(20, random_state=1), b.sample(20, random_state=1))
 
 
+def test_jumps_are_recorded_and_can_be_switched_off(fitted, moons):
+    assert all(0 < record["jump_rate"] < 1 for record in fitted.history_)
+    without = ContrastiveDivergenceEBM(n_jumps=0, random_state=0, **FAST).fit(moons)
+    assert "jump_rate" not in without.history_[0]
+    assert CHAPTER7_PARAMS["n_jumps"] == 0  # the book's recipe has none
+
+
 def test_weight_averaging_averages_the_epoch_end_weights(moons):
     # Training does not depend on max_iter, so fits of 1, 2 and 3 epochs end at the epoch-end
     # weights of one 3-epoch run.

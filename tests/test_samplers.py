@@ -1,13 +1,14 @@
 """MCMC kernels against a Gaussian energy whose moments are known exactly."""
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 
 from skebm.energies import QuadraticEnergy
-from skebm.samplers import ReplayBuffer, energy_and_grad, make_kernel, run_chain
+from skebm.samplers import ReplayBuffer, energy_and_grad, make_kernel, run_chain, uniform_jump_step
 
 MEAN = np.array([1.0, -1.0])
 COV = np.array([[1.0, 0.5], [0.5, 2.0]])
@@ -108,3 +109,23 @@ def test_replay_buffer_fresh_fraction_and_fifo():
     buffer.push(torch.full((600, 1), 2.0))
     assert len(buffer) == 1000
     assert int((buffer.storage == 2).sum()) == 600  # the oldest 600 were overwritten
+
+
+def test_uniform_jumps_share_chains_between_modes_by_their_masses():
+    # Two far-apart modes with masses 0.8 and 0.2; every chain starts in the light one. Local
+    # kernels never cross the gap; independence jumps converge geometrically, at a rate of at
+    # least 1 / max(p / q) = 1 / 90 per step here, so after 800 steps the start is forgotten to 1e-4.
+    weights, centers, std = torch.tensor([0.8, 0.2]), torch.tensor([[-2.0, 0.0], [2.0, 0.0]]), 0.3
+
+    def energy(x):
+        sq = ((x[:, None, :] - centers) ** 2).sum(-1) / (2 * std**2)
+        return -torch.logsumexp(torch.log(weights) - sq - math.log(2 * math.pi * std**2), dim=1)
+
+    n_chains = 4000
+    box = (torch.full((2,), -4.0), torch.full((2,), 4.0))
+    jump = partial(uniform_jump_step, bounds=box)
+    start = centers[1].repeat(n_chains, 1)
+    x, rate = run_chain(jump, energy, start, 800, torch.Generator().manual_seed(0))
+    heavy = float((x[:, 0] < 0).double().mean())
+    assert heavy == pytest.approx(0.8, abs=4 * math.sqrt(0.8 * 0.2 / n_chains))  # 4 binomial SE
+    assert 0 < rate < 1 and bool(((x >= box[0]) & (x <= box[1])).all())

@@ -15,7 +15,7 @@ from .gibbs import RandomPool, bernoulli, gibbs_step, run_gibbs, sample_hidden, 
 from .hmc import hmc_step
 from .langevin import langevin_step
 from .mala import mala_step
-from .metropolis import metropolis_step
+from .metropolis import metropolis_step, uniform_jump_step
 from .replay_buffer import ReplayBuffer
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "run_gibbs",
     "sample_hidden",
     "sample_visible",
+    "uniform_jump_step",
 ]
 
 SAMPLERS = {

@@ -1,10 +1,10 @@
-"""Random-walk Metropolis-Hastings."""
+"""Random-walk Metropolis-Hastings, and independence jumps across the box."""
 
 import math
 
 import torch
 
-from ._state import ChainState, inside, metropolis_select
+from ._state import ChainState, init_state, inside, metropolis_select
 
 
 def metropolis_step(state, energy, generator, step_size, bounds=None):
@@ -47,5 +47,54 @@ def metropolis_step(state, energy, generator, step_size, bounds=None):
         proposed_energy = energy(proposed_x)
     proposal = ChainState(proposed_x, proposed_energy, state.grad)
     log_accept = torch.where(inside(proposed_x, bounds), state.energy - proposed_energy, -math.inf)
+    return _select(state, proposal, log_accept, generator)
+
+
+def uniform_jump_step(state, energy, generator, bounds):
+    """One independence Metropolis-Hastings step proposing a uniform point of the box for every chain.
+
+    The proposal ``x'`` is drawn uniformly in ``bounds``, whatever ``x`` is,
+    and accepted with probability ``min(1, exp(E(x) - E(x')))`` (the uniform
+    proposal density cancels). Local kernels such as MALA almost never cross
+    the low-density gap between separated modes; this move crosses it in one
+    step, so the chains share their time between modes in proportion to the
+    modes' masses. It leaves ``exp(-E)`` restricted to the box invariant. In
+    high dimension nearly every jump is rejected, and it only costs one
+    evaluation of the energy and its gradient.
+
+    Parameters
+    ----------
+    state : ChainState
+        Chains inside ``bounds``.
+    energy : callable
+    generator : torch.Generator
+    bounds : tuple of torch.Tensor
+        ``(low, high)``, the box the proposals are drawn from.
+
+    Returns
+    -------
+    state : ChainState
+    info : dict
+        ``{"acceptance_rate": float}``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.samplers import init_state, uniform_jump_step
+    >>> energy = lambda x: 0.5 * (x**2).sum(-1)
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> box = (torch.full((2,), -3.0), torch.full((2,), 3.0))
+    >>> state, info = uniform_jump_step(init_state(energy, torch.zeros(50, 2)), energy, gen, box)
+    >>> 0.0 < info["acceptance_rate"] < 1.0
+    True
+    """
+    low, high = bounds
+    x = state.position
+    u = torch.rand(x.shape, generator=generator, device=x.device)
+    proposal = init_state(energy, low + u * (high - low))
+    return _select(state, proposal, state.energy - proposal.energy, generator)
+
+
+def _select(state, proposal, log_accept, generator):
     state, rate = metropolis_select(state, proposal, log_accept, generator)
     return state, {"acceptance_rate": rate}
