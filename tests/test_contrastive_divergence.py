@@ -7,7 +7,7 @@ import torch
 from sklearn.model_selection import GridSearchCV
 
 from skebm import CHAPTER7_PARAMS, ContrastiveDivergenceEBM, DivergenceError
-from skebm.datasets import load_digits_scaled, make_moons
+from skebm.datasets import eight_gaussians_log_density, load_digits_scaled, make_eight_gaussians, make_moons
 from skebm.metrics import mmd
 
 FAST = dict(hidden_layer_sizes=(32, 32), max_iter=3, n_sample_steps=20, buffer_size=512, ais_steps=50)
@@ -59,6 +59,17 @@ def test_moons_fit_beats_a_standard_normal(moons):
     gain = est.score_samples(X_test) - standard_normal
     # Better by more than three standard errors of the mean paired difference.
     assert gain.mean() > 3 * gain.std() / np.sqrt(len(gain))
+
+
+def test_eight_gaussians_at_defaults_within_a_tenth_of_a_nat_of_the_truth():
+    # The quality bar of the foundation issue, at the default settings (about a minute on 2 cores).
+    X, X_test = make_eight_gaussians(5000, random_state=0), make_eight_gaussians(5000, random_state=1)
+    model = ContrastiveDivergenceEBM(random_state=0).fit(X)
+    shortfall = eight_gaussians_log_density(X_test) - model.score_samples(X_test)
+    gap, se = shortfall.mean(), shortfall.std() / np.sqrt(len(shortfall))
+    assert gap < 0.1
+    # KL(truth || model) >= 0: a clearly negative gap would mean a wrongly normalized density.
+    assert gap > -3 * se
 
 
 def test_same_random_state_same_model_and_samples(moons):
