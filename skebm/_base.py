@@ -578,8 +578,12 @@ class NeuralEBM(GradientEBM):
         if callback is not None:
             callback(-1, start)
         snapshot = None if callback is None else (lambda step, state: callback(step, state.position))
-        x, _ = run_chain(self._kernel(), self.module_, start, self.n_sample_steps, generator, snapshot)
+        x, _ = run_chain(self._sampling_kernel(), self.module_, start, self.n_sample_steps, generator, snapshot)
         return x
+
+    def _sampling_kernel(self):
+        """Hook: the kernel :meth:`sample` runs (the training kernel here)."""
+        return self._kernel()
 
     def _kernel(self):
         return make_kernel(

@@ -78,6 +78,7 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         true density from 0.10 to 0.05 nats (with ``alpha=0.02``). In high
         dimension nearly every jump is rejected (see ``jump_rate`` in
         ``history_``); set 0 there to save the cost of one MCMC step.
+        :meth:`sample` precedes each of its steps with ``n_jumps`` jumps.
     noise_scale : float, default=None
         Langevin noise; ``sqrt(2 * step_size)`` when None.
     grad_clip : float, default=None
@@ -242,6 +243,24 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         if push:
             self.buffer_.push(fake)
         return fake, {key: rate for key, rate in rates.items() if rate is not None}
+
+    def _sampling_kernel(self):
+        """Each step of the training kernel preceded by ``n_jumps`` jumps, so that samples share modes by mass.
+
+        From uniform noise, local chains settle in the mode whose basin they start in: on rings
+        ``sample`` gave the inner ring 14% of the points instead of a third before jumps.
+        """
+        kernel = self._kernel()
+        if not self.n_jumps:
+            return kernel
+        jump = partial(uniform_jump_step, bounds=self.module_.bounds())
+
+        def jump_then_step(state, energy, generator):
+            for _ in range(self.n_jumps):
+                state, _ = jump(state, energy, generator)
+            return kernel(state, energy, generator)
+
+        return jump_then_step
 
     def _batch_loss(self, batch):
         real = batch + self.data_noise * torch.randn(batch.shape, generator=self._generator, device=batch.device)

@@ -1,3 +1,4 @@
+import copy
 import pickle
 
 import joblib
@@ -8,6 +9,7 @@ from sklearn.model_selection import GridSearchCV
 
 from skebm import CHAPTER7_PARAMS, ContrastiveDivergenceEBM, DivergenceError
 from skebm.datasets import eight_gaussians_log_density, load_digits_scaled, make_eight_gaussians, make_moons
+from skebm.energies import BoxedEnergy, GaussianMixtureEnergy
 from skebm.metrics import mmd
 
 FAST = dict(hidden_layer_sizes=(32, 32), max_iter=3, n_sample_steps=20, buffer_size=512, ais_steps=50)
@@ -84,6 +86,22 @@ def test_jumps_are_recorded_and_can_be_switched_off(fitted, moons):
     without = ContrastiveDivergenceEBM(n_jumps=0, random_state=0, **FAST).fit(moons)
     assert "jump_rate" not in without.history_[0]
     assert CHAPTER7_PARAMS["n_jumps"] == 0  # the book's recipe has none
+
+
+@pytest.mark.parametrize("n_jumps", [0, 1])
+def test_samples_share_modes_by_mass_only_with_jumps(fitted, n_jumps):
+    # A known energy in place of the fitted one: modes of mass 0.8 and 0.2 whose basins are the
+    # two halves of the box. Local chains from uniform noise stay in the half they start in.
+    # One jump per step forgets the start geometrically, at least 1/90 per step here, so 600
+    # steps leave a bias of about 1e-3, below the 4 binomial standard errors allowed.
+    model = copy.deepcopy(fitted).set_params(n_jumps=n_jumps, n_sample_steps=600)
+    mixture = GaussianMixtureEnergy([[-2.0, 0.0], [2.0, 0.0]], np.tile(np.eye(2) / 0.3, (2, 1, 1)), [0.8, 0.2])
+    model.module_ = BoxedEnergy(mixture, low=[-4, -4], high=[4, 4])
+    heavy = (model.sample(4000, random_state=0)[:, 0] < 0).mean()
+    if n_jumps:
+        assert heavy == pytest.approx(0.8, abs=4 * np.sqrt(0.8 * 0.2 / 4000))
+    else:
+        assert heavy == pytest.approx(0.5, abs=0.05)
 
 
 def test_weight_averaging_averages_the_epoch_end_weights(moons):
