@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import Interval
 
 from ._base import NeuralEBM
 from .losses import contrastive_divergence_loss
-from .samplers import ReplayBuffer, run_chain, uniform_jump_step
+from .samplers import ReplayBuffer, advance_chain, run_chain, uniform_jump_step
 
 #: The image recipe of "Generative Deep Learning", chapter 7, for rows scaled to [-1, 1]:
 #: ``ContrastiveDivergenceEBM(image_shape=(1, 8, 8), **CHAPTER7_PARAMS)``. log Z is left
@@ -238,7 +238,8 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         rates = {}
         if self.n_jumps:
             jump = partial(uniform_jump_step, bounds=self.module_.bounds())
-            start, rates["jump_rate"] = run_chain(jump, self.module_, start, self.n_jumps, self._generator)
+            # The state (energies and gradients at the chains) goes on to the local kernel as it is.
+            start, rates["jump_rate"] = advance_chain(jump, self.module_, start, self.n_jumps, self._generator)
         fake, rates["acceptance_rate"] = run_chain(self._kernel(), self.module_, start, self.n_steps, self._generator)
         if push:
             self.buffer_.push(fake)

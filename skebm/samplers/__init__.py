@@ -23,6 +23,7 @@ __all__ = [
     "ChainState",
     "RandomPool",
     "ReplayBuffer",
+    "advance_chain",
     "bernoulli",
     "energy_and_grad",
     "frozen_parameters",
@@ -79,8 +80,9 @@ def run_chain(kernel, energy, x, n_steps, generator, callback=None):
     kernel : callable
         A kernel with its parameters bound, as :func:`make_kernel` returns.
     energy : callable or torch.nn.Module
-    x : torch.Tensor of shape (n_chains, n_features)
-        Starting positions.
+    x : torch.Tensor of shape (n_chains, n_features) or ChainState
+        Starting positions, or a state whose energies and gradients are known
+        (from :func:`advance_chain`), which saves evaluating them again.
     n_steps : int
     generator : torch.Generator
     callback : callable, default=None
@@ -102,13 +104,31 @@ def run_chain(kernel, energy, x, n_steps, generator, callback=None):
     >>> bool(abs(x.var(0).mean() - 1.0) < 0.2)
     True
     """
+    state, rate = advance_chain(kernel, energy, x, n_steps, generator, callback)
+    return state.position, rate
+
+
+def advance_chain(kernel, energy, x, n_steps, generator, callback=None):
+    """:func:`run_chain` returning the final :class:`ChainState`, to hand on to another kernel.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.samplers import advance_chain, make_kernel, run_chain
+    >>> energy = lambda x: 0.5 * (x**2).sum(-1)
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> state, rate = advance_chain(make_kernel("metropolis", 0.5), energy, torch.zeros(100, 2), 5, gen)
+    >>> x, rate = run_chain(make_kernel("mala", 0.5), energy, state, 5, gen)
+    >>> x.shape
+    torch.Size([100, 2])
+    """
     rates = []
     with frozen_parameters(energy):
-        state = init_state(energy, x)
+        state = x if isinstance(x, ChainState) else init_state(energy, x)
         for step in range(n_steps):
             state, info = kernel(state, energy, generator)
             if "acceptance_rate" in info:
                 rates.append(info["acceptance_rate"])
             if callback is not None:
                 callback(step, state)
-    return state.position, (sum(rates) / len(rates) if rates else None)
+    return state, (sum(rates) / len(rates) if rates else None)
