@@ -237,13 +237,16 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         start = self.buffer_.sample(n, self._generator)
         rates = {}
         if self.n_jumps:
-            jump = partial(uniform_jump_step, bounds=self.module_.bounds())
             # The state (energies and gradients at the chains) goes on to the local kernel as it is.
-            start, rates["jump_rate"] = advance_chain(jump, self.module_, start, self.n_jumps, self._generator)
+            jumps = self._jump_kernel()
+            start, rates["jump_rate"] = advance_chain(jumps, self.module_, start, self.n_jumps, self._generator)
         fake, rates["acceptance_rate"] = run_chain(self._kernel(), self.module_, start, self.n_steps, self._generator)
         if push:
             self.buffer_.push(fake)
         return fake, {key: rate for key, rate in rates.items() if rate is not None}
+
+    def _jump_kernel(self):
+        return partial(uniform_jump_step, bounds=self.module_.bounds())
 
     def _sampling_kernel(self):
         """Each step of the training kernel preceded by ``n_jumps`` jumps, so that samples share modes by mass.
@@ -254,7 +257,7 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         kernel = self._kernel()
         if not self.n_jumps:
             return kernel
-        jump = partial(uniform_jump_step, bounds=self.module_.bounds())
+        jump = self._jump_kernel()
 
         def jump_then_step(state, energy, generator):
             for _ in range(self.n_jumps):

@@ -111,13 +111,19 @@ def run_chain(kernel, energy, x, n_steps, generator, callback=None):
 def advance_chain(kernel, energy, x, n_steps, generator, callback=None):
     """:func:`run_chain` returning the final :class:`ChainState`, to hand on to another kernel.
 
+    Hand it on only from a kernel that keeps the cached gradients current:
+    :func:`metropolis_step` leaves them stale, which a gradient kernel such as
+    MALA would then use.
+
     Examples
     --------
     >>> import torch
-    >>> from skebm.samplers import advance_chain, make_kernel, run_chain
+    >>> from functools import partial
+    >>> from skebm.samplers import advance_chain, make_kernel, run_chain, uniform_jump_step
     >>> energy = lambda x: 0.5 * (x**2).sum(-1)
     >>> gen = torch.Generator().manual_seed(0)
-    >>> state, rate = advance_chain(make_kernel("metropolis", 0.5), energy, torch.zeros(100, 2), 5, gen)
+    >>> jump = partial(uniform_jump_step, bounds=(torch.full((2,), -3.0), torch.full((2,), 3.0)))
+    >>> state, rate = advance_chain(jump, energy, torch.zeros(100, 2), 5, gen)
     >>> x, rate = run_chain(make_kernel("mala", 0.5), energy, state, 5, gen)
     >>> x.shape
     torch.Size([100, 2])

@@ -47,7 +47,8 @@ def metropolis_step(state, energy, generator, step_size, bounds=None):
         proposed_energy = energy(proposed_x)
     proposal = ChainState(proposed_x, proposed_energy, state.grad)
     log_accept = torch.where(inside(proposed_x, bounds), state.energy - proposed_energy, -math.inf)
-    return _select(state, proposal, log_accept, generator)
+    state, rate = metropolis_select(state, proposal, log_accept, generator)
+    return state, {"acceptance_rate": rate}
 
 
 def uniform_jump_step(state, energy, generator, bounds):
@@ -92,9 +93,5 @@ def uniform_jump_step(state, energy, generator, bounds):
     x = state.position
     u = torch.rand(x.shape, generator=generator, device=x.device)
     proposal = init_state(energy, low + u * (high - low))
-    return _select(state, proposal, state.energy - proposal.energy, generator)
-
-
-def _select(state, proposal, log_accept, generator):
-    state, rate = metropolis_select(state, proposal, log_accept, generator)
+    state, rate = metropolis_select(state, proposal, state.energy - proposal.energy, generator)
     return state, {"acceptance_rate": rate}
