@@ -39,8 +39,8 @@ class ContrastiveDivergenceEBM(NeuralEBM):
     ``mean E(real) - mean E(fake) + alpha * mean(E(real)^2 + E(fake)^2)``.
 
     The defaults suit standardized tabular data (put a ``StandardScaler``
-    first): a 128-128 swish MLP, MALA chains of ``n_steps=20`` steps at
-    ``step_size=0.01``, minibatches of 32, 50 epochs. For images in [-1, 1], use ``network="conv"``,
+    first): a 128-128-128 swish MLP, MALA chains of ``n_steps=20`` steps at
+    ``step_size=0.01`` after ``n_jumps=3`` jumps, minibatches of 32, 50 epochs. For images in [-1, 1], use ``network="conv"``,
     ``image_shape`` and the chapter-7 Langevin form, collected in
     ``skebm.CHAPTER7_PARAMS``.
 
@@ -53,11 +53,14 @@ class ContrastiveDivergenceEBM(NeuralEBM):
     network : {"mlp", "conv"} or torch.nn.Module, default="mlp"
         The energy network; a module must map ``(n, n_features)`` to ``(n,)``.
         (Named ``network`` because ``energy`` is the method giving energies.)
-    hidden_layer_sizes : tuple of int, default=(128, 128)
-        Hidden widths of the MLP energy.
+    hidden_layer_sizes : tuple of int, default=(128, 128, 128)
+        Hidden widths of the MLP energy. A third layer draws narrow modes
+        more sharply: on rings of radial std 0.1, the outer rings came out
+        with a std of 0.13 to 0.14 with two layers and 0.11 to 0.12 with
+        three, for about 20% more time per epoch.
     image_shape : tuple of int, default=None
         ``(channels, height, width)`` for ``network="conv"``.
-    alpha : float, default=0.02
+    alpha : float, default=0.01
         Weight of the energy-magnitude penalty. Larger values keep the
         energies small and training stable but widen the modes; the
         chapter-7 recipe uses 0.1.
@@ -67,17 +70,18 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         Step size of the kernel.
     n_steps : int, default=20
         MCMC steps per training step.
-    n_jumps : int, default=1
+    n_jumps : int, default=3
         Independence Metropolis-Hastings moves to a uniform point of the box
         (:func:`~skebm.samplers.uniform_jump_step`) before the ``n_steps``
         steps. Short local chains do not cross between separated modes, so
         without jumps the negatives keep whatever share of each mode the
         replay buffer happens to hold, and the modes' masses drift; only a
         large ``alpha`` holds them together, at the price of too wide
-        modes. On eight Gaussians one jump per step takes the gap to the
-        true density from 0.10 to 0.05 nats (with ``alpha=0.02``). In high
-        dimension nearly every jump is rejected (see ``jump_rate`` in
-        ``history_``); set 0 there to save the cost of one MCMC step.
+        modes. On eight Gaussians, one jump per step took the gap to the
+        true density from 0.10 to 0.05 nats (with ``alpha=0.02``), and three
+        held the eight modes' masses within 0.10 to 0.16 of a true 0.125.
+        In high dimension nearly every jump is rejected (see ``jump_rate``
+        in ``history_``); set 0 there to save the cost of three MCMC steps.
         :meth:`sample` precedes each of its steps with ``n_jumps`` jumps.
     noise_scale : float, default=None
         Langevin noise; ``sqrt(2 * step_size)`` when None.
@@ -168,13 +172,13 @@ class ContrastiveDivergenceEBM(NeuralEBM):
     def __init__(
         self,
         network="mlp",
-        hidden_layer_sizes=(128, 128),
+        hidden_layer_sizes=(128, 128, 128),
         image_shape=None,
-        alpha=0.02,
+        alpha=0.01,
         sampler="mala",
         step_size=0.01,
         n_steps=20,
-        n_jumps=1,
+        n_jumps=3,
         noise_scale=None,
         grad_clip=None,
         bounds=None,
