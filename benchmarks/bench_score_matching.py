@@ -40,7 +40,7 @@ def nll_table(max_iter, seeds):
         truth = -log_density(X_test).mean()
         print(f"{name:<16}{'true density':<26}{truth:8.3f}{0.0:8.3f}")
         for label, fit in (("KernelDensity (CV)", fit_kde), ("GaussianMixture (BIC)", fit_gmm)):
-            wall, cpu, model = timed(lambda fit=fit, X=X: fit(X, None))
+            wall, cpu, model = timed(partial(fit, X))
             nll = -model.score_samples(X_test).mean()
             print(f"{'':<16}{label:<26}{nll:8.3f}{nll - truth:8.3f}{'':>18}{wall:8.1f}{cpu:8.1f}")
         for method in METHODS:
