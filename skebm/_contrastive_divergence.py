@@ -40,9 +40,9 @@ class ContrastiveDivergenceEBM(NeuralEBM):
 
     The defaults suit standardized tabular data (put a ``StandardScaler``
     first): a 128-128-128 swish MLP, MALA chains of ``n_steps=20`` steps at
-    ``step_size=0.01`` after ``n_jumps=3`` jumps, minibatches of 32, 50 epochs. For images in [-1, 1], use ``network="conv"``,
-    ``image_shape`` and the chapter-7 Langevin form, collected in
-    ``skebm.CHAPTER7_PARAMS``.
+    ``step_size=0.01`` after ``n_jumps=3`` jumps, minibatches of 32, 50
+    epochs. For images in [-1, 1], use ``network="conv"``, ``image_shape``
+    and the chapter-7 Langevin form, collected in ``skebm.CHAPTER7_PARAMS``.
 
     ``log_partition_`` is exact by grid quadrature for one or two features
     and estimated by annealed importance sampling otherwise, so
