@@ -19,12 +19,11 @@ Run: ``python benchmarks/bench_cd.py [--max-iter N] [--seeds N]``.
 import argparse
 import importlib.util
 import math
-import statistics
 from functools import partial
 
 import numpy as np
 import torch
-from _timing import timed
+from _timing import median_over_seeds, timed
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
@@ -65,10 +64,11 @@ def nll_table(max_iter, seeds):
             wall, cpu, model = timed(partial(fit, X))
             nll = -model.score_samples(X_test).mean()
             print(f"{'':<16}{label:<22}{nll:8.3f}{nll - truth:8.3f}{'':>18}{wall:8.1f}{cpu:8.1f}")
-        runs = [timed(partial(ContrastiveDivergenceEBM(max_iter=max_iter, random_state=seed).fit, X)) for seed in seeds]
-        gaps = sorted(-model.score(X_test) - truth for _, _, model in runs)
-        wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
-        gap, spread = statistics.median(gaps), f"{gaps[0]:.3f} to {gaps[-1]:.3f}"
+        gap, spread, wall, cpu = median_over_seeds(
+            lambda seed, X=X: ContrastiveDivergenceEBM(max_iter=max_iter, random_state=seed).fit(X),
+            seeds,
+            lambda model, X_test=X_test, truth=truth: -model.score(X_test) - truth,
+        )
         print(f"{'':<16}{'CD-EBM (defaults)':<22}{truth + gap:8.3f}{gap:8.3f}{spread:>18}{wall:8.1f}{cpu:8.1f}")
 
 

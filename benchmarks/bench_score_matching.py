@@ -16,11 +16,10 @@ Run: ``python benchmarks/bench_score_matching.py [--max-iter N] [--seeds N] [--n
 """
 
 import argparse
-import statistics
 from functools import partial
 
 import torch
-from _timing import timed
+from _timing import median_over_seeds, timed
 from bench_cd import TOYS, fit_gmm, fit_kde
 
 from skebm import ScoreMatchingEBM
@@ -44,11 +43,12 @@ def nll_table(max_iter, seeds):
             nll = -model.score_samples(X_test).mean()
             print(f"{'':<16}{label:<26}{nll:8.3f}{nll - truth:8.3f}{'':>18}{wall:8.1f}{cpu:8.1f}")
         for method in METHODS:
-            runs = [timed(partial(_fit_method, X, method, max_iter, seed)) for seed in seeds]
-            gaps = sorted(-model.score_samples(X_test).mean() - truth for _, _, model in runs)
-            wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
-            gap = statistics.median(gaps)
-            label, spread = f"ScoreMatchingEBM {method}", f"{gaps[0]:.3f} to {gaps[-1]:.3f}"
+            gap, spread, wall, cpu = median_over_seeds(
+                partial(_fit_method, X, method, max_iter),
+                seeds,
+                lambda model, X_test=X_test, truth=truth: -model.score_samples(X_test).mean() - truth,
+            )
+            label = f"ScoreMatchingEBM {method}"
             print(f"{'':<16}{label:<26}{truth + gap:8.3f}{gap:8.3f}{spread:>18}{wall:8.1f}{cpu:8.1f}")
 
 
