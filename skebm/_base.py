@@ -6,6 +6,8 @@ parameter and data validation, devices and seeds, minibatch epochs, progress,
 divergence and Ctrl-C, the partition function, scoring, sampling and the
 outlier API. A subclass fills small hooks:
 
+- ``_new_module(n_features, box, generator)``: the untrained energy, sized by the
+  parameters (what :func:`skebm.load` rebuilds a saved model's weights into);
 - ``_initialize(X)``: build ``module_`` (the energy) and any training state;
 - ``_train_step(batch)``: one update on a minibatch, returning its diagnostics;
 - ``_validation_metrics(X_val)``: diagnostics on held-out rows, ``val_loss`` first;
@@ -41,6 +43,8 @@ __all__ = ["BaseEBM", "DivergenceError", "GradientEBM", "NeuralEBM"]
 
 # Mean energies beyond this size mean training has run away: healthy fits stay within tens.
 _ENERGY_LIMIT = 1e6
+# Inputs beyond this magnitude overflow float32 once squared (float32's largest is 3.4e38).
+_INPUT_LIMIT = 1e18
 
 
 class DivergenceError(FloatingPointError):
@@ -57,7 +61,7 @@ class DivergenceError(FloatingPointError):
 
 
 def resolve_device(device):
-    """``"auto"`` means CUDA when present, else the CPU.
+    """``"auto"`` means CUDA when present, else the CPU; a device torch cannot use is a ValueError.
 
     Examples
     --------
@@ -67,7 +71,15 @@ def resolve_device(device):
     """
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"The 'device' parameter must be 'auto', 'cpu' or 'cuda[:index]'. Got {device!r}.") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asks for CUDA, but torch sees no CUDA device here; use device='auto'.")
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"skebm runs on 'cpu' or 'cuda' devices. Got device={device!r}.")
+    return resolved
 
 
 @contextlib.contextmanager
@@ -115,9 +127,12 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         "warm_start": ["boolean"],
     }
 
-    # Attributes of a fitted model, saved before ``fit`` and restored if it fails.
+    # Attributes of a fitted model, saved before ``fit`` and restored if it fails. The generator is
+    # part of it: a failed fit must not move the stream the next fit or sample() draws from.
     def _fitted_state(self):
-        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("__")}
+        return {
+            k: v for k, v in vars(self).items() if (k.endswith("_") and not k.startswith("__")) or k == "_generator"
+        }
 
     def _restore_state(self, state):
         for key in list(self._fitted_state()):
@@ -163,30 +178,52 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         return self._fit_epochs(X, 1, reset)
 
     def _fit_epochs(self, X, n_epochs, reset):
-        # Any failure, from bad input to divergence, leaves the previous fit as it was.
+        # Any failure, from bad input to divergence or Ctrl-C while log Z and the thresholds are
+        # computed, leaves the previous fit as it was: never new weights beside an old log Z.
+        # (Ctrl-C during the epochs is handled by _train: the model keeps its last complete epoch.)
         saved = copy.deepcopy(self._fitted_state())
         try:
             X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset, ensure_min_samples=2)
             if reset:
+                self._check_input(X)
                 self._start(X)
             self._train(X, n_epochs)
             self._finalize(X)
-        except Exception:
+        except BaseException:
             self._restore_state(saved)
             raise
         return self
 
     def _start(self, X):
-        self._check_input(X)
         self.device_ = resolve_device(self.device)
         self._generator = make_generator(self.random_state, self.device_)
-        with torch.random.fork_rng(devices=[self.device_] if self.device_.type == "cuda" else []):
-            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=self._generator, device=self.device_)))
-            self._initialize(X)
+        self._initialize(X)
         self.history_ = []
 
     def _check_input(self, X):
-        """Hook: checks of X that depend on parameters (such as ``image_shape``)."""
+        """Hook: checks of X that depend on parameters (such as ``image_shape``).
+
+        Training runs in float32, where squares overflow past about 1.8e19, and
+        every skebm energy squares its inputs somewhere: such data gives
+        infinite or meaningless densities, so it is refused here.
+        """
+        largest = float(np.abs(X).max())
+        if largest > _INPUT_LIMIT:
+            raise ValueError(
+                f"X holds values up to {largest:.3g} in magnitude; {type(self).__name__} trains in float32 and needs "
+                f"values below {_INPUT_LIMIT:g}. Standardize the features first (sklearn.preprocessing.StandardScaler)."
+            )
+
+    @abstractmethod
+    def _new_module(self, n_features, box=None, generator=None):
+        """Hook: the untrained energy for ``n_features`` inputs, as a ``torch.nn.Module``.
+
+        Sized by the estimator's parameters and fitted attributes other than
+        ``module_`` (so that :func:`skebm.load` can build it on the meta device
+        and load the saved weights into it). ``box`` is the data box of the
+        neural energies (a placeholder when omitted); ``generator`` draws the
+        initial weights, never torch's global stream.
+        """
 
     @abstractmethod
     def _initialize(self, X):
@@ -295,17 +332,27 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             and (not math.isfinite(value) or ("energy" in key and abs(value) > _ENERGY_LIMIT))
         ]
         if bad:
-            raise DivergenceError(
-                f"{type(self).__name__} diverged: {', '.join(bad)} became non-finite or exceeded "
-                f"{_ENERGY_LIMIT:g} in magnitude at epoch "
-                f"{len(self.history_) + 1}. Lower learning_rate (now {self._learning_rate_now():g}) or the sampler's "
-                "step_size, or raise the energy regularization; the estimator keeps its previous state."
-            )
+            self._diverged(f"{', '.join(bad)} became non-finite or exceeded {_ENERGY_LIMIT:g} in magnitude")
+
+    def _diverged(self, what):
+        raise DivergenceError(
+            f"{type(self).__name__} diverged at epoch {len(self.history_) + 1}: {what}. {self._divergence_advice()}; "
+            "the estimator keeps its previous state."
+        )
+
+    def _divergence_advice(self):
+        """Hook: what to change after a divergence, in terms of this estimator's parameters."""
+        return (
+            f"Lower learning_rate (now {self._learning_rate_now():g}) or standardize the features "
+            "(sklearn.preprocessing.StandardScaler)"
+        )
 
     # ----------------------------------------------------- after training
     def _finalize(self, X):
         self.n_iter_ = len(self.history_)
         self.log_partition_, self.log_partition_std_ = self._compute_log_partition(X)
+        if not math.isfinite(self.log_partition_):
+            self._diverged(f"log Z of the fitted energy is {self.log_partition_}")
         self._set_outlier_thresholds(X)
 
     def _compute_log_partition(self, X):
@@ -329,6 +376,11 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _set_outlier_thresholds(self, X):
         energies = self.energy(X)
+        # A loss can stay finite while the energy runs away (Adam with a huge step): the training
+        # rows' energies are the last check before a model is handed over.
+        largest = float(np.max(np.abs(energies)))
+        if not largest <= _ENERGY_LIMIT:
+            self._diverged(f"the energies of the training rows reach {largest:.3g} (healthy fits stay within tens)")
         scores = -energies - self.log_partition_
         self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
         # PyOD's view of the same fit: higher decision score = more abnormal.
@@ -362,7 +414,18 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """
         check_is_fitted(self, "module_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        return self._score_energy(self._as_tensor(X, torch.float64)).cpu().numpy()
+        module = self._float64_energy()
+        with torch.no_grad():
+            return self._map_blocks(module, X)
+
+    def _map_blocks(self, function, X, block=8192):
+        """``function`` of float64 tensors of successive blocks of rows of ``X``, as one array.
+
+        Only one block at a time is on the device, so memory grows with the
+        block, not with ``X``.
+        """
+        blocks = (self._as_tensor(X[start : start + block], torch.float64) for start in range(0, len(X), block))
+        return np.concatenate([function(rows).cpu().numpy() for rows in blocks])
 
     def score_samples(self, X):
         """Log-likelihood of each row: ``-E(x) - log_partition_``.
@@ -437,7 +500,7 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         X : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self, "module_")
-        if not isinstance(n_samples, Integral) or n_samples < 1:
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer. Got {n_samples!r} instead.")
         generator = make_generator(random_state, self.device_)
         return self._sample(int(n_samples), generator).double().cpu().numpy()
@@ -502,6 +565,12 @@ class GradientEBM(BaseEBM):
     def _batch_loss(self, batch):
         """Hook: ``(loss tensor, dict of diagnostics)`` for one minibatch, as ``_train_step`` returns them."""
 
+    def _train(self, X, n_epochs):
+        # A warm start keeps Adam's moments but takes the learning rate set now.
+        for group in self.optimizer_.param_groups:
+            group["lr"] = self.learning_rate
+        super()._train(X, n_epochs)
+
     def _train_step(self, batch):
         loss, metrics = self._batch_loss(batch)
         self._check_finite(metrics)  # before the step, so a bad loss never reaches the weights
@@ -544,7 +613,16 @@ class NeuralEBM(GradientEBM):
     def _n_averaged_epochs(self, n_epochs):
         return math.ceil(self.weight_averaging * n_epochs)
 
+    def _validate_params(self):
+        super()._validate_params()
+        check_layer_sizes(self, "hidden_layer_sizes")
+        if self.image_shape is not None:
+            check_layer_sizes(self, "image_shape")
+        if self.bounds is not None:
+            check_interval(self, "bounds")
+
     def _check_input(self, X):
+        super()._check_input(X)
         if self.image_shape is not None and int(np.prod(self.image_shape)) != X.shape[1]:
             raise ValueError(
                 f"image_shape={tuple(self.image_shape)} holds {int(np.prod(self.image_shape))} values, "
@@ -552,25 +630,29 @@ class NeuralEBM(GradientEBM):
             )
         if self.network == "conv" and self.image_shape is None:
             raise ValueError("network='conv' needs image_shape=(channels, height, width).")
-        if self.bounds is not None and len(self.bounds) != 2:
-            raise ValueError(f"bounds must be a pair (low, high). Got {self.bounds!r} instead.")
 
-    def _build_energy(self, X, base=None):
-        """The network named by ``network`` (or a copy of the given module), boxed to the data range.
+    def _initialize(self, X):
+        self.module_ = self._new_module(X.shape[1], _data_box(X, self.bounds), self._generator).to(self.device_)
+        self.optimizer_ = self._make_optimizer(self.module_.parameters())
+
+    def _new_module(self, n_features, box=None, generator=None):
+        return self._build_energy(n_features, box, generator)
+
+    def _build_energy(self, n_features, box=None, generator=None, base=None):
+        """The network named by ``network`` (or a copy of the given module), boxed to ``box``.
 
         With a ``base`` energy, the network learns a correction to it (:class:`ResidualEnergy`).
         """
-        n_features = X.shape[1]
         if self.network == "mlp":
-            network = MLPEnergy(n_features, tuple(self.hidden_layer_sizes))
+            network = MLPEnergy(n_features, tuple(self.hidden_layer_sizes), generator=generator)
         elif self.network == "conv":
-            network = ConvEnergy(tuple(self.image_shape))
+            network = ConvEnergy(tuple(self.image_shape), generator=generator)
         else:
             network = copy.deepcopy(self.network)
         if base is not None:
             network = ResidualEnergy(network, base)
-        low, high = _data_box(X, self.bounds)
-        return BoxedEnergy(network, low, high).to(self.device_)
+        low, high = box if box is not None else (np.zeros(n_features), np.ones(n_features))
+        return BoxedEnergy(network, low, high)
 
     def _sample(self, n_samples, generator, callback=None):
         """MCMC from uniform noise in the data box with the estimator's sampler."""
@@ -603,6 +685,27 @@ def _fold_into_mean(mean, state, n_before):
         if value.is_floating_point():
             mean[key] += (value - mean[key]) / (n_before + 1)
     return mean
+
+
+def check_layer_sizes(estimator, name):
+    """Refuse a sequence of sizes that holds anything but positive integers, naming the parameter."""
+    sizes = getattr(estimator, name)
+    if len(sizes) == 0 or not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes):
+        raise ValueError(
+            f"The {name!r} parameter of {type(estimator).__name__} must be a non-empty sequence of positive "
+            f"integers. Got {sizes!r} instead."
+        )
+
+
+def check_interval(estimator, name):
+    """Refuse anything but a pair (low, high) of finite numbers with low < high, naming the parameter."""
+    pair = getattr(estimator, name)
+    finite = all(isinstance(b, Real) and not isinstance(b, bool) and math.isfinite(b) for b in pair)
+    if not (len(pair) == 2 and finite and pair[0] < pair[1]):
+        raise ValueError(
+            f"The {name!r} parameter of {type(estimator).__name__} must be a pair (low, high) of finite numbers "
+            f"with low < high. Got {pair!r} instead."
+        )
 
 
 def _data_box(X, bounds):

@@ -230,8 +230,7 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         self.warm_start = warm_start
 
     def _initialize(self, X):
-        self.module_ = self._build_energy(X)
-        self.optimizer_ = self._make_optimizer(self.module_.parameters())
+        super()._initialize(X)
         self.buffer_ = ReplayBuffer(
             self.buffer_size, X.shape[1], self.module_.uniform_noise, self.fresh_fraction, self.device_
         )
@@ -248,6 +247,12 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         if push:
             self.buffer_.push(fake)
         return fake, {key: rate for key, rate in rates.items() if rate is not None}
+
+    def _divergence_advice(self):
+        return (
+            super()._divergence_advice()
+            + f", raise alpha (now {self.alpha:g}) or lower step_size (now {self.step_size:g})"
+        )
 
     def _jump_kernel(self):
         return partial(uniform_jump_step, bounds=self.module_.bounds())

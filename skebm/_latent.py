@@ -13,8 +13,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from . import partition
-from ._base import GradientEBM
+from ._base import GradientEBM, check_interval, check_layer_sizes
+from .energies import initialized_layer
 from .samplers import frozen_parameters
+
+# Values of one block of grid differences (rows x grid points x features): 64 MiB in float32.
+_BLOCK_VALUES = 2**24
+# Values of the decoded grid and the decoder's activations on it: 256 MiB in float32.
+_GRID_VALUES = 2**26
 
 __all__ = ["EllipseDecoder", "LatentEnergy", "LatentVariableEBM"]
 
@@ -43,11 +49,13 @@ class EllipseDecoder(nn.Module):
         return torch.stack([self.w[0] * torch.cos(z[:, 0]), self.w[1] * torch.sin(z[:, 0])], dim=1)
 
 
-def _mlp_decoder(latent_dim, n_features, hidden_layer_sizes):
-    """A swish MLP from latents to outputs."""
+def _mlp_decoder(latent_dim, n_features, hidden_layer_sizes, generator=None):
+    """A swish MLP from latents to outputs, its initial weights drawn from ``generator``."""
     sizes = [latent_dim, *hidden_layer_sizes]
-    layers = [module for a, b in itertools.pairwise(sizes) for module in (nn.Linear(a, b), nn.SiLU())]
-    return nn.Sequential(*layers, nn.Linear(sizes[-1], n_features))
+    layers = []
+    for a, b in itertools.pairwise(sizes):
+        layers += [initialized_layer(nn.Linear, a, b, generator=generator), nn.SiLU()]
+    return nn.Sequential(*layers, initialized_layer(nn.Linear, sizes[-1], n_features, generator=generator))
 
 
 class LatentEnergy(nn.Module):
@@ -103,23 +111,25 @@ class LatentEnergy(nn.Module):
         ]
         return torch.cartesian_prod(*axes).reshape(-1, len(axes)), float(torch.prod(width))
 
-    def grid_energies(self, y):
-        """``E(y, z)`` at every point of the latent grid, ``(n, n_grid^k)``, with the grid and its cell volume.
+    def reduce_over_grid(self, y, reduce):
+        """``reduce(energies, grid, cell)`` for blocks of rows, concatenated.
 
-        The grid is decoded once for all rows.
+        ``energies`` holds ``E(y, z)`` of a block of rows at every point of the
+        latent grid. The grid is decoded once for all rows; blocks are small
+        enough that their ``(rows, grid points, features)`` differences stay
+        near 2^24 values, so no grid size multiplies memory by the row count.
         """
         grid, cell = self.latent_grid()
         grid = grid.to(y.dtype)
         decoded = self.decoder(grid)
-        energies = torch.cat([((chunk[:, None, :] - decoded) ** 2).sum(-1) for chunk in y.split(256)])
-        return energies, grid, cell
+        rows = max(1, _BLOCK_VALUES // (len(grid) * y.shape[1]))
+        return torch.cat([reduce(((block[:, None, :] - decoded) ** 2).sum(-1), grid, cell) for block in y.split(rows)])
 
     @torch.no_grad()
     def infer(self, y):
         """``z_check = argmin_z E(y, z)`` for each row."""
         if self.inference == "grid":
-            energies, grid, _ = self.grid_energies(y)
-            return grid[energies.argmin(1)]
+            return self.reduce_over_grid(y, lambda energies, grid, _cell: grid[energies.argmin(1)])
         return self._descend(y)
 
     def _descend(self, y):
@@ -148,8 +158,11 @@ class LatentEnergy(nn.Module):
         if self.beta is None:
             z = self.infer(y)
             return ((y - self.decoder(z)) ** 2).sum(-1)
-        energies, _, cell = self.grid_energies(y)
-        return -(torch.logsumexp(-self.beta * energies, dim=1) + math.log(cell)) / self.beta
+
+        def soft_min(energies, _grid, cell):
+            return -(torch.logsumexp(-self.beta * energies, dim=1) + math.log(cell)) / self.beta
+
+        return self.reduce_over_grid(y, soft_min)
 
 
 class LatentVariableEBM(TransformerMixin, GradientEBM):
@@ -262,27 +275,42 @@ class LatentVariableEBM(TransformerMixin, GradientEBM):
         self.verbose = verbose
         self.warm_start = warm_start
 
+    def _validate_params(self):
+        super()._validate_params()
+        check_layer_sizes(self, "hidden_layer_sizes")
+        check_interval(self, "latent_range")
+
     def _check_input(self, X):
+        super()._check_input(X)
         if self.decoder == "ellipse" and (X.shape[1] != 2 or self.latent_dim != 1):
             raise ValueError(
                 f"decoder='ellipse' maps one latent to 2 features; X has {X.shape[1]} features and "
                 f"latent_dim={self.latent_dim}. Use decoder='mlp' or a module of your own."
             )
-        if self.inference == "grid" and self.n_grid**self.latent_dim > 2**20:
+        # The grid is decoded at once: its points times the decoder's widths must fit in memory.
+        widths = sum(self.hidden_layer_sizes) if self.decoder == "mlp" else 0
+        grid_values = self.n_grid**self.latent_dim * (widths + X.shape[1])
+        uses_grid = self.inference == "grid" or self.beta is not None
+        if uses_grid and grid_values > _GRID_VALUES:
             raise ValueError(
-                f"inference='grid' with n_grid={self.n_grid} and latent_dim={self.latent_dim} means "
-                f"{self.n_grid}^{self.latent_dim} latents per row; lower n_grid or use 'gd' or 'lbfgs'."
+                f"n_grid={self.n_grid} with latent_dim={self.latent_dim} means {self.n_grid}^{self.latent_dim} "
+                f"latents, decoded into {grid_values:.3g} values (at most {_GRID_VALUES:.3g}, 256 MiB, are "
+                "allowed); lower n_grid, or use inference='gd' or 'lbfgs' with beta=None."
             )
 
     def _initialize(self, X):
+        self.module_ = self._new_module(X.shape[1], generator=self._generator).to(self.device_)
+        self.optimizer_ = self._make_optimizer(self.module_.parameters())
+
+    def _new_module(self, n_features, box=None, generator=None):
         if self.decoder == "ellipse":
             decoder = EllipseDecoder()
         elif self.decoder == "mlp":
-            decoder = _mlp_decoder(self.latent_dim, X.shape[1], tuple(self.hidden_layer_sizes))
+            decoder = _mlp_decoder(self.latent_dim, n_features, tuple(self.hidden_layer_sizes), generator)
         else:
             decoder = copy.deepcopy(self.decoder)
         low, high = self.latent_range
-        self.module_ = LatentEnergy(
+        return LatentEnergy(
             decoder,
             [float(low)] * self.latent_dim,
             [float(high)] * self.latent_dim,
@@ -290,8 +318,7 @@ class LatentVariableEBM(TransformerMixin, GradientEBM):
             self.n_grid,
             self.n_restarts,
             self.beta,
-        ).to(self.device_)
-        self.optimizer_ = self._make_optimizer(self.module_.parameters())
+        )
 
     def _batch_loss(self, batch):
         loss = self.module_(batch).mean()

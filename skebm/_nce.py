@@ -176,15 +176,20 @@ class NCEEBM(NeuralEBM):
     # ------------------------------------------------------------ training
     def _initialize(self, X):
         self.noise_ = self._fit_noise(X)
+        super()._initialize(X)
+
+    def _new_module(self, n_features, box=None, generator=None):
         base = self._residual_base()
-        self.module_ = self._build_energy(X, base)
+        module = self._build_energy(n_features, box, generator, base)
         # c lives on the module, so that early stopping, Ctrl-C and pickling keep it with the weights.
         # It starts at log Z of the untrained energy: about 0 on top of a normalized base, else
-        # about the log volume of the data box.
-        low, high = self.module_.support_box()
-        log_z = 0.0 if base is not None else float(np.log(high - low).sum())
-        self.module_.log_normalizer = torch.nn.Parameter(torch.tensor(log_z, device=self.device_))
-        self.optimizer_ = self._make_optimizer(self.module_.parameters())
+        # about the log volume of the box.
+        log_z = 0.0
+        if base is None and box is not None:  # skebm.load brings c from the file
+            low, high = module.support_box()
+            log_z = float(np.log(high - low).sum())
+        module.log_normalizer = torch.nn.Parameter(torch.tensor(log_z))
+        return module
 
     def _residual_base(self):
         """The noise's energy ``-log q`` in torch, when ``residual`` asks for it and the noise has one."""
@@ -249,6 +254,10 @@ class NCEEBM(NeuralEBM):
             "noise_accuracy": (log_p_noise - log_q_noise < log_nu).float().mean().detach(),
         }
         return loss, metrics
+
+    def _divergence_advice(self):
+        # NCE runs no chains while training: the step size plays no part.
+        return super()._divergence_advice() + f", or raise noise_ratio (now {self.noise_ratio})"
 
     # ---------------------------------------------------------- log Z
     def _compute_log_partition(self, X):

@@ -199,10 +199,14 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
 
     # ------------------------------------------------------------ training
     def _check_input(self, X):
+        super()._check_input(X)
         _warn_outside_unit_interval(self, X)
 
+    def _new_module(self, n_features, box=None, generator=None):
+        return RBMEnergy(n_features, self.n_components, self.visible, generator=generator)
+
     def _initialize(self, X):
-        self.module_ = RBMEnergy(X.shape[1], self.n_components, self.visible).to(self.device_)
+        self.module_ = self._new_module(X.shape[1], generator=self._generator).to(self.device_)
         self.velocity_ = [torch.zeros_like(p) for p in self.module_.parameters()]
         # The chains' hidden states, as BernoulliRBM's h_samples_: all off at first.
         self.persistent_hidden_ = torch.zeros(self.batch_size, self.n_components, device=self.device_)
@@ -348,9 +352,11 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         -------
         H : ndarray of shape (n_samples, n_components), float64
         """
-        v = self._validated(X)
+        check_is_fitted(self, "module_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        rbm = self._float64_energy().params()
         with torch.no_grad():
-            return self._float64_energy().params().hidden_probability(v).cpu().numpy()
+            return self._map_blocks(rbm.hidden_probability, X)
 
     def gibbs(self, V):
         """One block Gibbs step ``v -> h -> v'`` from each row, as ``BernoulliRBM.gibbs``.

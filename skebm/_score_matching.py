@@ -144,10 +144,6 @@ class ScoreMatchingEBM(NeuralEBM):
         self.verbose = verbose
         self.warm_start = warm_start
 
-    def _initialize(self, X):
-        self.module_ = self._build_energy(X)
-        self.optimizer_ = self._make_optimizer(self.module_.parameters())
-
     def _batch_loss(self, batch):
         loss = self._loss(batch)
         return loss, {"loss": float(loss.detach())}

@@ -28,7 +28,36 @@ __all__ = [
     "RBMEnergy",
     "RBMParams",
     "ResidualEnergy",
+    "initialized_layer",
 ]
+
+
+def initialized_layer(layer_class, *args, generator=None):
+    """A ``Linear`` or ``Conv2d`` layer with torch's default initialization, drawn from ``generator``.
+
+    Without a generator the layer is built as torch builds it, from the global
+    stream. With one, the global stream is never read: two fits in two threads
+    then neither depend on each other nor move the caller's ``torch.rand``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skebm.energies import initialized_layer
+    >>> a = initialized_layer(nn.Linear, 3, 2, generator=torch.Generator().manual_seed(0))
+    >>> b = initialized_layer(nn.Linear, 3, 2, generator=torch.Generator().manual_seed(0))
+    >>> bool(torch.equal(a.weight, b.weight))
+    True
+    """
+    if generator is None:
+        return layer_class(*args)
+    layer = layer_class(*args, device="meta").to_empty(device=generator.device)
+    with torch.no_grad():
+        # torch's own scheme for these layers (see nn.Linear.reset_parameters).
+        nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+        bound = 1 / math.sqrt(layer.weight[0].numel())
+        nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return layer
 
 
 class MLPEnergy(nn.Module):
@@ -40,6 +69,8 @@ class MLPEnergy(nn.Module):
         Size of each input row.
     hidden_layer_sizes : tuple of int, default=(128, 128)
         Width of each hidden layer.
+    generator : torch.Generator, default=None
+        Draws the initial weights (see :func:`initialized_layer`).
 
     Examples
     --------
@@ -50,11 +81,12 @@ class MLPEnergy(nn.Module):
     torch.Size([5])
     """
 
-    def __init__(self, n_features, hidden_layer_sizes=(128, 128)):
+    def __init__(self, n_features, hidden_layer_sizes=(128, 128), generator=None):
         super().__init__()
         sizes = [n_features, *hidden_layer_sizes]
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
-        self.output = nn.Linear(sizes[-1], 1)
+        pairs = itertools.pairwise(sizes)
+        self.hidden = nn.ModuleList(initialized_layer(nn.Linear, a, b, generator=generator) for a, b in pairs)
+        self.output = initialized_layer(nn.Linear, sizes[-1], 1, generator=generator)
 
     def forward(self, x):
         for layer in self.hidden:
@@ -96,6 +128,8 @@ class ConvEnergy(nn.Module):
         Output channels of the convolutions.
     dense_size : int, default=64
         Width of the dense layer.
+    generator : torch.Generator, default=None
+        Draws the initial weights (see :func:`initialized_layer`).
 
     Examples
     --------
@@ -106,18 +140,25 @@ class ConvEnergy(nn.Module):
     torch.Size([3])
     """
 
-    def __init__(self, image_shape, channels=(16, 32, 64, 64), dense_size=64):
+    def __init__(self, image_shape, channels=(16, 32, 64, 64), dense_size=64, generator=None):
         super().__init__()
         self.image_shape = tuple(int(s) for s in image_shape)
         layers, in_channels = [], self.image_shape[0]
+        height, width = self.image_shape[1:]
         for i, out_channels in enumerate(channels):
             kernel = 5 if i == 0 else 3
-            layers += [nn.Conv2d(in_channels, out_channels, kernel, 2, kernel // 2), nn.SiLU()]
+            conv = initialized_layer(nn.Conv2d, in_channels, out_channels, kernel, 2, kernel // 2, generator=generator)
+            layers += [conv, nn.SiLU()]
             in_channels = out_channels
+            # A stride-2 convolution padded by kernel // 2 (kernel odd) halves each side, rounding up.
+            height, width = (height + 1) // 2, (width + 1) // 2
         self.features = nn.Sequential(*layers, nn.Flatten())
-        with torch.no_grad():
-            n_flat = self.features(torch.zeros(1, *self.image_shape)).shape[1]
-        self.head = nn.Sequential(nn.Linear(n_flat, dense_size), nn.SiLU(), nn.Linear(dense_size, 1))
+        n_flat = in_channels * height * width
+        self.head = nn.Sequential(
+            initialized_layer(nn.Linear, n_flat, dense_size, generator=generator),
+            nn.SiLU(),
+            initialized_layer(nn.Linear, dense_size, 1, generator=generator),
+        )
 
     def forward(self, x):
         images = x.reshape(x.shape[0], *self.image_shape)
@@ -376,6 +417,8 @@ class RBMEnergy(nn.Module):
     n_visible, n_hidden : int
     visible : {"bernoulli", "gaussian"}, default="bernoulli"
         Binary visible units, or real-valued ones with unit variance.
+    generator : torch.Generator, default=None
+        Draws the initial weights; ``None`` uses torch's global stream.
 
     Examples
     --------
@@ -386,10 +429,11 @@ class RBMEnergy(nn.Module):
     torch.Size([2])
     """
 
-    def __init__(self, n_visible, n_hidden, visible="bernoulli"):
+    def __init__(self, n_visible, n_hidden, visible="bernoulli", generator=None):
         super().__init__()
         # Small random weights break the symmetry between hidden units (Hinton, 2010).
-        self.weight = nn.Parameter(0.01 * torch.randn(n_hidden, n_visible))
+        device = None if generator is None else generator.device
+        self.weight = nn.Parameter(0.01 * torch.randn(n_hidden, n_visible, generator=generator, device=device))
         self.hidden_bias = nn.Parameter(torch.zeros(n_hidden))
         self.visible_bias = nn.Parameter(torch.zeros(n_visible))
         self.visible = visible

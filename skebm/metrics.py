@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
+from ._base import make_generator
 from .losses import hyvarinen_score
 
 __all__ = ["hyvarinen_scorer", "log_likelihood_scorer", "mmd", "mmd_scorer"]
@@ -52,7 +53,7 @@ def hyvarinen_scorer(estimator, X, y=None, n_projections=8, random_state=0):
     """
     x = torch.as_tensor(np.asarray(X, dtype=np.float64), device=estimator.device_)
     projections = None if x.shape[1] <= _EXACT_TRACE_MAX_FEATURES else n_projections
-    generator = torch.Generator(device=estimator.device_).manual_seed(int(random_state))
+    generator = make_generator(random_state, estimator.device_)
     scores = hyvarinen_score(estimator._float64_energy(), x, projections, generator)
     return -float(scores.mean())
 

@@ -1,49 +1,66 @@
-"""Saving and loading fitted estimators in a format whose loading runs no code.
+"""Saving and loading fitted estimators in a format that can only hold data.
 
-``pickle`` and ``joblib`` work on every skebm estimator, but unpickling a file
-can run any code its author chose, so they are only for files you trust.
-:func:`save` writes a file that :func:`load` reads without that risk:
+``pickle`` and ``joblib`` work on every skebm estimator, but unpickling runs
+whatever code the file names, so they are for files you trust only.
+:func:`save` writes a `safetensors <https://huggingface.co/docs/safetensors>`_
+file instead:
 
-- The estimator becomes a tree of plain values: the constructor parameters
-  (also kept as JSON, readable by any tool), tensors, numbers, strings, lists
-  and dicts. Objects inside a fitted model (networks, optimizers, replay
-  buffers, a fitted ``GaussianMixture``) are written as their class name and
-  their state, and only classes from a fixed allowlist are rebuilt on loading
-  (skebm's own, ``torch.nn`` layers, ``torch.optim`` optimizers and a few
-  scikit-learn estimators); anything else is refused when saving.
-- The tree is read with ``torch.load(weights_only=True)``, which unpickles
-  tensors and containers only and refuses any other reference.
-- The file starts with a SHA-256 digest of its contents: a truncated or
-  altered file is refused before anything is read from it.
+- Tensors (weights, optimizer moments, chains, fitted arrays) are raw bytes
+  behind a JSON header that gives each one's dtype, shape and offsets.
+- Everything else is JSON in that header: the estimator's class name (one of
+  skebm's five), its constructor parameters, and plain fitted values such as
+  ``history_``.
+- :func:`load` builds the estimator from its parameters with skebm's own code
+  and fills in the numbers. No class path, attribute chain or callable is ever
+  read from a file, so a file can name no code to run.
+- Sizes are checked against the file's length before anything is allocated:
+  safetensors checks that the offsets lie within the file and cover it, and
+  the network is built on PyTorch's ``meta`` device (no memory) and compared
+  with the file's shapes before the weights are read into it. Loading a file
+  allocates about its size once.
+- A SHA-256 of the header and the tensors catches a corrupted file. It has no key, so it
+  proves nothing about who wrote the file: a file from an unknown source can
+  run nothing and allocate little, but it can hold wrong numbers.
 
 Tensors are loaded on the CPU, so a model fitted on a GPU loads anywhere.
 """
 
 import hashlib
-import importlib
-import io
 import json
-import types
-from collections import OrderedDict, defaultdict
-from pathlib import Path
+import math
+import os
+import re
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
-from ._base import BaseEBM, _cpu_generator_state
+from ._base import _cpu_generator_state
 
 __all__ = ["load", "save"]
 
-_MAGIC = b"SKEBM-SAFE-1\n"
-_DIGEST_SIZE = hashlib.sha256().digest_size
-_TAG = "__skebm__"
-
-# Classes rebuilt by load(): their state is plain data, and rebuilding one only sets attributes.
-_ALLOWED_PREFIXES = ("skebm.", "torch.nn.modules.", "torch.optim.")
-_ALLOWED_CLASSES = {
-    "sklearn.mixture._gaussian_mixture.GaussianMixture",
-    "sklearn.mixture._bayesian_mixture.BayesianGaussianMixture",
+_FORMAT = "skebm/safetensors-1"
+# A header holds names, shapes, parameters and history_: kilobytes. A larger one is refused unread.
+_MAX_HEADER_BYTES = 16 * 2**20
+_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
 }
+# Fitted attributes a file may set: public ones (ending in "_") and the estimator's generator.
+_ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]*_$")
+_PRIVATE_ATTRIBUTES = ("_generator",)
+
+
+def _estimator_classes():
+    from . import NCEEBM, RBM, ContrastiveDivergenceEBM, LatentVariableEBM, ScoreMatchingEBM
+
+    classes = (ContrastiveDivergenceEBM, ScoreMatchingEBM, NCEEBM, RBM, LatentVariableEBM)
+    return {cls.__name__: cls for cls in classes}
 
 
 def save(estimator, path):
@@ -57,9 +74,9 @@ def save(estimator, path):
     Raises
     ------
     TypeError
-        If the estimator holds an object the safe format cannot rebuild (a
-        custom network class, say); save such models with ``joblib.dump``
-        and load them only from sources you trust.
+        If the estimator holds something the safe format cannot rebuild from
+        data alone (a custom network or noise object, say); save such models
+        with ``joblib.dump`` and load them only from sources you trust.
 
     Examples
     --------
@@ -74,16 +91,23 @@ def save(estimator, path):
     >>> bool(np.array_equal(loaded.score_samples(X), model.score_samples(X)))
     True
     """
-    if not isinstance(estimator, BaseEBM):
-        raise TypeError(f"skebm.save writes skebm estimators; got {type(estimator).__name__}.")
-    blob = io.BytesIO()
-    torch.save({"format": 1, "estimator": _Writer().encode(estimator)}, blob)
-    payload = blob.getvalue()
-    Path(path).write_bytes(_MAGIC + hashlib.sha256(payload).digest() + payload)
+    name = type(estimator).__name__
+    if _estimator_classes().get(name) is not type(estimator):
+        raise TypeError(f"skebm.save writes skebm's estimators; got {name}. Use joblib.dump for other objects.")
+    writer = _Writer()
+    params = estimator.get_params(deep=False)
+    header = {"format": _FORMAT, "estimator": name, "params": writer.params(params)}
+    header["fitted"] = {
+        key: writer.encode(key, value)
+        for key, value in vars(estimator).items()
+        if key not in params and (_ATTRIBUTE_NAME.match(key) or key in _PRIVATE_ATTRIBUTES)
+    }
+    header["sha256"] = _digest(header, writer.tensors)
+    save_file(writer.tensors, os.fspath(path), metadata={"skebm": json.dumps(header)})
 
 
 def load(path):
-    """Read an estimator written by :func:`save`, without running code from the file.
+    """Read an estimator written by :func:`save`; nothing in the file can run code.
 
     Parameters
     ----------
@@ -97,8 +121,8 @@ def load(path):
     Raises
     ------
     ValueError
-        If the file is not an skebm file, is truncated or altered, or refers
-        to anything but plain data and allowed classes.
+        If the file is not one written by :func:`save`, is truncated or
+        corrupted, or holds anything the estimator could not have written.
 
     Examples
     --------
@@ -109,225 +133,333 @@ def load(path):
     >>> skebm.load(path).n_components
     4
     """
-    data = Path(path).read_bytes()
-    if not data.startswith(_MAGIC):
-        raise ValueError(f"{path} is not a file written by skebm.save.")
-    digest, payload = data[len(_MAGIC) : len(_MAGIC) + _DIGEST_SIZE], data[len(_MAGIC) + _DIGEST_SIZE :]
-    if hashlib.sha256(payload).digest() != digest:
-        raise ValueError(f"{path} is corrupted or was modified after skebm.save wrote it (checksum mismatch).")
+    header, tensors = _read(path)
     try:
-        tree = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-    except Exception as error:
-        reason = next((line.strip() for line in str(error).splitlines() if "Unsupported" in line), str(error))
-        raise ValueError(f"{path} was refused: it holds more than tensors and plain data. {reason}") from error
-    if not isinstance(tree, dict) or tree.get("format") != 1:
-        raise ValueError(f"{path} has an unknown skebm format.")
-    return _Reader().decode(tree["estimator"])
+        return _Reader(header, tensors).estimator()
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+        raise ValueError(f"{path} was refused: it is not what skebm.save writes ({error}).") from error
 
 
-# ------------------------------------------------------------------ encoding
+# ------------------------------------------------------------------ the file
+def _read(path):
+    """The skebm header and the tensors of a safetensors file, each tensor allocated once at its checked size."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as file:
+        prefix = file.read(8)
+        header_size = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if not 0 < header_size <= min(size - 8, _MAX_HEADER_BYTES):
+            raise ValueError(f"{path} is not a file written by skebm.save (no valid safetensors header).")
+        try:
+            # safetensors checks the header: known dtypes, offsets inside the file that cover it exactly.
+            with safe_open(os.fspath(path), framework="pt") as checked:
+                metadata = checked.metadata() or {}
+        except Exception as error:
+            raise ValueError(f"{path} is truncated or not a safetensors file: {error}") from error
+        if "skebm" not in metadata:
+            raise ValueError(f"{path} is not a file written by skebm.save (a safetensors file without skebm data).")
+        try:
+            entries = json.loads(file.read(header_size))
+            header = json.loads(metadata["skebm"])
+            if not isinstance(header, dict) or header.get("format") != _FORMAT:
+                raise ValueError(f"unknown format {header.get('format')!r}")
+            entries.pop("__metadata__", None)
+            tensors = {name: _read_tensor(file, 8 + header_size, entry) for name, entry in entries.items()}
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise ValueError(f"{path} was refused: {error}") from error
+    if header.pop("sha256", None) != _digest(header, tensors):
+        raise ValueError(f"{path} is corrupted: its contents do not match the checksum skebm.save wrote.")
+    return header, tensors
+
+
+def _read_tensor(file, data_start, entry):
+    dtype = _DTYPES.get(entry["dtype"])
+    if dtype is None:
+        raise ValueError(f"skebm files hold no {entry['dtype']} tensors")
+    shape, (begin, end) = [int(n) for n in entry["shape"]], entry["data_offsets"]
+    if math.prod(shape) * dtype.itemsize != end - begin:  # checked before the allocation
+        raise ValueError(f"a tensor of shape {shape} does not fill its {end - begin} bytes")
+    tensor = torch.empty(shape, dtype=dtype)
+    if tensor.numel():
+        file.seek(data_start + begin)
+        if file.readinto(memoryview(tensor.view(-1).numpy()).cast("B")) != end - begin:
+            raise ValueError("the file ends inside a tensor")
+    return tensor
+
+
+def _digest(header, tensors):
+    """SHA-256 of the skebm header (less the digest itself) and of every tensor's name, type, shape and bytes."""
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{list(tensor.shape)};".encode())
+        if tensor.numel():
+            digest.update(memoryview(tensor.view(-1).numpy()).cast("B"))
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------ writing
 class _Writer:
-    """Turns an object graph into plain data; an object met twice is written once and referred to after."""
+    """Turns an estimator's attributes into JSON entries and named tensors."""
 
     def __init__(self):
-        self.memo = {}
+        self.tensors = {}
 
-    def encode(self, value):
-        if isinstance(value, np.generic):  # first: np.float64 is also a float
-            return {_TAG: "numpy scalar", "value": value.item(), "dtype": value.dtype.str}
-        if value is None or isinstance(value, (bool, int, float, str, torch.Tensor, torch.device, torch.dtype)):
-            return value  # tensors keep their identity through torch.save itself
-        if isinstance(value, np.ndarray):
-            return self._array(value)
-        if isinstance(value, (list, tuple, set, frozenset)):
-            items = [self.encode(item) for item in value]
-            return items if type(value) is list else {_TAG: type(value).__name__, "items": items}
-        if isinstance(value, dict):
-            return self._dict(value)
+    def params(self, params):
+        for key, value in params.items():
+            if not _is_plain(value):
+                raise TypeError(
+                    f"The {key!r} parameter holds a {type(value).__name__}, which skebm's safe format cannot rebuild "
+                    "from data alone. Use joblib.dump for this model, and load such files only from sources you trust."
+                )
+        return _to_json(params)
+
+    def tensor(self, name, value):
+        self.tensors[name] = value.detach().cpu().contiguous().clone()  # safetensors wants storage of its own
+
+    def encode(self, name, value):
+        from ._nce import _UniformBox, _WithUniform
+        from .samplers import ReplayBuffer
+
+        if isinstance(value, torch.nn.Module):
+            for key, tensor in value.state_dict().items():
+                self.tensor(f"{name}.{key}", tensor)
+            return {"kind": "module"}
+        if isinstance(value, torch.optim.Optimizer):
+            return self._optimizer(name, value)
+        if isinstance(value, ReplayBuffer):
+            self.tensor(name, value.storage)
+            return {"kind": "replay buffer", "size": value.size, "next_index": value.next_index}
+        if isinstance(value, (_WithUniform, _UniformBox)):
+            return self._noise(name, value)
         if isinstance(value, torch.Generator):
-            return {_TAG: "generator", "state": _cpu_generator_state(value)}
-        if isinstance(value, np.random.RandomState):
-            return {_TAG: "random state", "state": self.encode(value.get_state())}
-        if id(value) in self.memo:
-            return {_TAG: "ref", "id": self.memo[id(value)][0]}
-        self.memo[id(value)] = (len(self.memo), value)  # keeps value alive, so its id stays unique
-        number = len(self.memo) - 1
-        if isinstance(value, types.MethodType):  # a replay buffer's noise is a bound method of the energy
-            return {_TAG: "method", "id": number, "self": self.encode(value.__self__), "name": value.__name__}
-        if isinstance(value, BaseEBM):
-            return {_TAG: "estimator", "id": number, **self._estimator(value)}
-        return {_TAG: "object", "id": number, **self._object(value)}
+            self.tensor(name, _cpu_generator_state(value))
+            return {"kind": "generator"}
+        if isinstance(value, torch.device):
+            return {"kind": "device"}
+        if isinstance(value, torch.Tensor):
+            self.tensor(name, value)
+            return {"kind": "tensor"}
+        if isinstance(value, list) and value and all(isinstance(item, torch.Tensor) for item in value):
+            for index, item in enumerate(value):
+                self.tensor(f"{name}.{index}", item)
+            return {"kind": "tensors", "count": len(value)}
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            self.tensor(name, torch.from_numpy(np.ascontiguousarray(value)))
+            return {"kind": "array", "dtype": value.dtype.str}
+        if isinstance(value, np.ndarray) and all(isinstance(item, str) for item in value.ravel()):
+            return {"kind": "strings", "value": value.tolist()}
+        if _is_plain(value):
+            return {"kind": "json", "value": _to_json(value)}
+        raise TypeError(
+            f"{name} holds a {type(value).__name__}, which skebm's safe format cannot rebuild from data alone. "
+            "Use joblib.dump for this model, and load such files only from sources you trust."
+        )
 
-    def _array(self, value):
-        if value.dtype == object:
-            return {_TAG: "object array", "items": [self.encode(item) for item in value.tolist()]}
-        return {_TAG: "array", "tensor": torch.from_numpy(np.ascontiguousarray(value)), "dtype": value.dtype.str}
+    def _optimizer(self, name, optimizer):
+        state = optimizer.state_dict()
+        for index, values in state["state"].items():
+            for key, tensor in values.items():
+                self.tensor(f"{name}.{index}.{key}", torch.as_tensor(tensor))
+        keys = {str(index): sorted(values) for index, values in state["state"].items()}
+        return {"kind": "optimizer", "param_groups": _to_json(state["param_groups"]), "state": keys}
 
-    def _dict(self, value):
-        kind = "ordered" if isinstance(value, OrderedDict) else "dict"
-        factory = None
-        if isinstance(value, defaultdict):
-            if value.default_factory not in (None, dict, list):
-                raise TypeError(f"A defaultdict of {value.default_factory!r} cannot be saved in skebm's safe format.")
-            kind, factory = "defaultdict", getattr(value.default_factory, "__name__", None)
-        # Keys stay as they are (tensors included: an optimizer's state is keyed by its parameters).
-        items = [(key, self.encode(item)) for key, item in value.items()]
-        return {_TAG: "dict", "kind": kind, "factory": factory, "items": items}
+    def _noise(self, name, noise):
+        from sklearn.mixture import GaussianMixture
 
-    def _estimator(self, estimator):
-        params = estimator.get_params(deep=False)
-        plain = {key: value for key, value in params.items() if _is_json(value)}
-        return {
-            "class": _class_path(type(estimator)),
-            "params_json": json.dumps(_tuples_marked(plain)),
-            "params_objects": {key: self.encode(value) for key, value in params.items() if key not in plain},
-            "fitted": {key: self.encode(value) for key, value in vars(estimator).items() if key not in params},
-        }
+        from ._nce import _UniformBox
 
-    def _object(self, value):
-        path = _class_path(type(value))
-        if not _is_allowed(path):
+        box = noise if isinstance(noise, _UniformBox) else noise.box
+        self.tensor(f"{name}.low", torch.from_numpy(box.low))
+        self.tensor(f"{name}.high", torch.from_numpy(box.high))
+        if isinstance(noise, _UniformBox):
+            return {"kind": "noise", "fraction": 1.0}
+        base = noise.base
+        if type(base) is not GaussianMixture or base.covariance_type != "full":
             raise TypeError(
-                f"{path} cannot be saved in skebm's safe format, whose loader only rebuilds skebm, torch.nn, "
-                "torch.optim and scikit-learn mixture classes. Use joblib.dump for this model, and load such "
-                "files only from sources you trust."
+                f"An NCEEBM whose noise is a {type(base).__name__} cannot be saved in skebm's safe format. Use "
+                "joblib.dump for this model, and load such files only from sources you trust."
             )
-        state = value.__getstate__()
-        return {"class": path, "state": self.encode({} if state is None else state)}
+        for key in _MIXTURE_ARRAYS:
+            self.tensor(f"{name}.{key}", torch.from_numpy(getattr(base, key)))
+        return {"kind": "noise", "fraction": noise.fraction}
 
 
-def _is_json(value):
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return True
-    return isinstance(value, (list, tuple)) and all(_is_json(item) for item in value)
+_MIXTURE_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
 
 
-def _tuples_marked(value):
-    if isinstance(value, tuple):
-        return {"__tuple__": [_tuples_marked(item) for item in value]}
-    if isinstance(value, list):
-        return [_tuples_marked(item) for item in value]
+def _is_plain(value):
+    """JSON values, tuples included (numpy scalars are converted on the way out)."""
+    if value is None or isinstance(value, (bool, int, float, str, np.generic, torch.device)):
+        return not isinstance(value, np.generic) or value.dtype.kind in "biuf"
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(item) for item in value)
     if isinstance(value, dict):
-        return {key: _tuples_marked(item) for key, item in value.items()}
+        return all(isinstance(key, str) and _is_plain(item) for key, item in value.items())
+    return False
+
+
+def _to_json(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, torch.device):
+        return str(value)
+    if isinstance(value, tuple):
+        return {"__tuple__": [_to_json(item) for item in value]}
+    if isinstance(value, list):
+        return [_to_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _to_json(item) for key, item in value.items()}
     return value
 
 
-def _tuples_restored(value):
+def _from_json(value):
     if isinstance(value, dict):
         if set(value) == {"__tuple__"}:
-            return tuple(_tuples_restored(item) for item in value["__tuple__"])
-        return {key: _tuples_restored(item) for key, item in value.items()}
+            return tuple(_from_json(item) for item in value["__tuple__"])
+        return {key: _from_json(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_tuples_restored(item) for item in value]
+        return [_from_json(item) for item in value]
     return value
 
 
-def _class_path(cls):
-    return f"{cls.__module__}.{cls.__qualname__}"
+# ------------------------------------------------------------------ reading
+# Entries are rebuilt in this order: a module needs the noise (NCE's base density) and
+# n_features_in_, an optimizer and a replay buffer need the module.
+_ORDER = {"noise": 1, "module": 2, "optimizer": 3, "replay buffer": 3}
 
 
-def _is_allowed(path):
-    return path.startswith(_ALLOWED_PREFIXES) or path in _ALLOWED_CLASSES
+def _all_finite(tensor, block=2**20):
+    """Whether every value is finite, checked a block at a time (no temporary the size of the tensor)."""
+    flat = tensor.reshape(-1)
+    return all(bool(torch.isfinite(flat[start : start + block]).all()) for start in range(0, len(flat), block))
 
 
-# ------------------------------------------------------------------ decoding
 class _Reader:
-    """Rebuilds what :class:`_Writer` wrote, creating only allowed classes."""
+    """Builds an estimator with skebm's own code and fills in the file's numbers."""
 
-    def __init__(self):
-        self.memo = {}
+    def __init__(self, header, tensors):
+        self.header, self.tensors = header, tensors
 
-    def decode(self, value):
-        if isinstance(value, list):
-            return [self.decode(item) for item in value]
-        if not isinstance(value, dict) or _TAG not in value:
-            return torch.device("cpu") if isinstance(value, torch.device) else value
-        kind = value[_TAG]
-        if kind in _CONTAINERS:
-            return _CONTAINERS[kind](self.decode(item) for item in value["items"])
-        if kind == "ref":
-            return self.memo[value["id"]]
-        handler = getattr(self, "_" + kind.replace(" ", "_"), None)
-        if handler is None:
-            raise ValueError(f"Unknown entry {kind!r} in an skebm file.")
-        return handler(value)
-
-    def _numpy_scalar(self, value):
-        return np.dtype(value["dtype"]).type(value["value"])
-
-    def _array(self, value):
-        return value["tensor"].numpy().astype(np.dtype(value["dtype"]), copy=False)
-
-    def _object_array(self, value):
-        items = self.decode(value["items"])
-        array = np.empty(len(items), dtype=object)
-        array[:] = items
-        return array
-
-    def _dict(self, value):
-        items = [(key, self.decode(item)) for key, item in value["items"]]
-        if value["kind"] == "defaultdict":
-            return defaultdict({"dict": dict, "list": list, None: None}[value["factory"]], items)
-        return OrderedDict(items) if value["kind"] == "ordered" else dict(items)
-
-    def _generator(self, value):
-        generator = torch.Generator()
-        generator.set_state(value["state"])
-        return generator
-
-    def _random_state(self, value):
-        random_state = np.random.RandomState()
-        random_state.set_state(self.decode(value["state"]))
-        return random_state
-
-    def _method(self, value):
-        owner = self.decode(value["self"])
-        method = getattr(owner, value["name"])
-        self.memo[value["id"]] = method
-        return method
-
-    def _estimator(self, value):
-        cls = _allowed_class(value["class"])
-        if not issubclass(cls, BaseEBM):
-            raise ValueError(f"{value['class']} is not an skebm estimator.")
-        params = _tuples_restored(json.loads(value["params_json"]))
-        params.update({key: self.decode(item) for key, item in value["params_objects"].items()})
-        estimator = self.memo[value["id"]] = cls(**params)
-        for key, item in value["fitted"].items():
-            setattr(estimator, key, self.decode(item))
+    def estimator(self):
+        cls = _estimator_classes().get(self.header["estimator"])
+        if cls is None:
+            raise ValueError(f"{self.header['estimator']!r} is not an skebm estimator")
+        params = _from_json(self.header["params"])
+        if not isinstance(params, dict) or set(params) != set(cls().get_params(deep=False)):
+            raise ValueError(f"the parameters do not match {cls.__name__}'s")
+        estimator = cls(**params)
+        estimator._validate_params()  # the same checks as fit: no parameter a fit would refuse
+        fitted = self.header["fitted"]
+        for name in sorted(fitted, key=lambda key: _ORDER.get(fitted[key]["kind"], 0)):
+            if not (_ATTRIBUTE_NAME.match(name) or name in _PRIVATE_ATTRIBUTES) or name in params:
+                raise ValueError(f"{name!r} is not a fitted attribute")
+            setattr(estimator, name, self.decode(estimator, name, fitted[name]))
         return estimator
 
-    def _object(self, value):
-        cls = _allowed_class(value["class"])
-        if issubclass(cls, BaseEBM):  # estimators come only as "estimator" entries, never through __setstate__
-            raise ValueError(f"skebm.load refuses {value['class']} as a plain object.")
-        instance = self.memo[value["id"]] = cls.__new__(cls)
-        state = self.decode(value["state"])
-        if hasattr(instance, "__setstate__"):
-            instance.__setstate__(state)
-        else:
-            instance.__dict__.update(state)
-        return instance
+    def decode(self, estimator, name, entry):
+        kind = entry["kind"]
+        if kind == "json":
+            return _from_json(entry["value"])
+        if kind == "strings":
+            if not all(isinstance(item, str) for item in entry["value"]):
+                raise ValueError(f"{name} must hold strings")
+            return np.asarray(entry["value"], dtype=object)
+        if kind == "device":
+            return torch.device("cpu")
+        if kind == "tensor":
+            return self.tensors[name]
+        if kind == "tensors":
+            return [self.tensors[f"{name}.{index}"] for index in range(int(entry["count"]))]
+        if kind == "array":
+            dtype = np.dtype(entry["dtype"])
+            if dtype.kind not in "biuf":
+                raise ValueError(f"{name} must hold numbers, not {dtype}")
+            return self.tensors[name].numpy().astype(dtype, copy=False)
+        if kind == "generator":
+            generator = torch.Generator()
+            generator.set_state(self.tensors[name])
+            return generator
+        handler = {"module": self._module, "optimizer": self._optimizer, "replay buffer": self._buffer}.get(kind)
+        if handler is None and kind == "noise":
+            handler = self._noise
+        if handler is None:
+            raise ValueError(f"unknown entry kind {kind!r}")
+        return handler(estimator, name, entry)
 
+    def _prefixed(self, prefix):
+        return {key[len(prefix) :]: tensor for key, tensor in self.tensors.items() if key.startswith(prefix)}
 
-_CONTAINERS = {"tuple": tuple, "set": set, "frozenset": frozenset}
+    def _module(self, estimator, name, entry):
+        n_features = estimator.n_features_in_
+        if not isinstance(n_features, int) or n_features < 1:
+            raise ValueError(f"n_features_in_ must be a positive integer, not {n_features!r}")
+        with torch.device("meta"):  # shapes only: nothing the parameters ask for is allocated
+            module = estimator._new_module(n_features)
+        state, expected = self._prefixed(f"{name}."), module.state_dict()
+        if set(state) != set(expected):
+            raise ValueError(f"{name} holds {sorted(state)}, where {type(estimator).__name__} has {sorted(expected)}")
+        for key, tensor in expected.items():
+            if state[key].shape != tensor.shape or state[key].dtype != tensor.dtype:
+                raise ValueError(
+                    f"{name}.{key} is {state[key].dtype} {list(state[key].shape)}, not {list(tensor.shape)}"
+                )
+            if tensor.is_floating_point() and not _all_finite(state[key]):
+                raise ValueError(f"{name}.{key} holds non-finite values")
+        module.load_state_dict(state, assign=True)  # the file's tensors become the weights: no second copy
+        return module.eval()
 
+    def _optimizer(self, estimator, name, entry):
+        parameters = list(estimator.module_.parameters())
+        optimizer = estimator._make_optimizer(parameters)
+        groups = _from_json(entry["param_groups"])
+        fresh = optimizer.state_dict()["param_groups"]
+        if len(groups) != len(fresh) or any(
+            set(group) != set(new) or any(type(group[key]) is not type(new[key]) for key in new if key != "params")
+            for group, new in zip(groups, fresh)
+        ):
+            raise ValueError(f"{name} has settings that {type(optimizer).__name__} does not")
+        state = {}
+        for index, keys in entry["state"].items():
+            parameter = parameters[int(index)]
+            state[int(index)] = {key: self.tensors[f"{name}.{index}.{key}"] for key in keys}
+            for key, tensor in state[int(index)].items():
+                if tensor.numel() != 1 and tensor.shape != parameter.shape:
+                    raise ValueError(f"{name}.{index}.{key} has shape {list(tensor.shape)}")
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+        return optimizer
 
-def _allowed_class(path):
-    if not _is_allowed(path):
-        raise ValueError(f"skebm.load refuses to rebuild {path}: it is not an allowed class.")
-    module_name, _, name = path.rpartition(".")
-    while module_name:
-        # Nested classes have dotted qualnames; walk down from the longest importable module.
-        try:
-            target = importlib.import_module(module_name)
-            break
-        except ImportError:
-            module_name, _, outer = module_name.rpartition(".")
-            name = f"{outer}.{name}"
-    for part in name.split("."):
-        target = getattr(target, part)
-    # The name must be the class's own: a path through a module's imports could reach any class.
-    if not isinstance(target, type) or _class_path(target) != path:
-        raise ValueError(f"skebm.load refuses {path}: it is not an allowed class.")
-    return target
+    def _buffer(self, estimator, name, entry):
+        from .samplers import ReplayBuffer
+
+        return ReplayBuffer.restore(
+            self.tensors[name],
+            estimator.module_.uniform_noise,
+            estimator.fresh_fraction,
+            entry["size"],
+            entry["next_index"],
+        )
+
+    def _noise(self, estimator, name, entry):
+        from sklearn.mixture import GaussianMixture
+
+        from ._nce import _UniformBox, _WithUniform
+
+        low, high = (self.tensors[f"{name}.{side}"].numpy() for side in ("low", "high"))
+        if low.shape != (estimator.n_features_in_,) or high.shape != low.shape or not np.all(low < high):
+            raise ValueError(f"{name} has no valid box")
+        if entry["fraction"] == 1.0:
+            return _UniformBox(low, high)
+        arrays = {key: self.tensors[f"{name}.{key}"].numpy() for key in _MIXTURE_ARRAYS}
+        k, d = len(arrays["weights_"]), estimator.n_features_in_
+        shapes = {"weights_": (k,), "means_": (k, d), "covariances_": (k, d, d), "precisions_cholesky_": (k, d, d)}
+        if any(arrays[key].shape != shape for key, shape in shapes.items()):
+            raise ValueError(f"{name} has mixture arrays of inconsistent shapes")
+        base = GaussianMixture(k, covariance_type="full")
+        for key, array in arrays.items():
+            setattr(base, key, array)
+        base.precisions_ = arrays["precisions_cholesky_"] @ arrays["precisions_cholesky_"].transpose(0, 2, 1)
+        base.n_features_in_, base.converged_ = d, True
+        fraction = float(entry["fraction"])
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"{name} has a uniform fraction of {fraction}")
+        return _WithUniform(base, low, high, fraction)

@@ -43,6 +43,19 @@ class ReplayBuffer:
         self.size = 0
         self.next_index = 0
 
+    @classmethod
+    def restore(cls, storage, noise, fresh_fraction, size, next_index):
+        """A buffer around saved ``storage`` (capacity, n_features) holding ``size`` samples.
+
+        What :func:`skebm.load` uses: the storage is taken as it is, not allocated anew.
+        """
+        capacity = len(storage)
+        if storage.ndim != 2 or not (0 <= int(size) <= capacity and 0 <= int(next_index) < max(capacity, 1)):
+            raise ValueError(f"a replay buffer of {capacity} rows cannot hold {size} samples from row {next_index}")
+        buffer = cls(0, storage.shape[1], noise, fresh_fraction, storage.device)
+        buffer.capacity, buffer.storage, buffer.size, buffer.next_index = capacity, storage, int(size), int(next_index)
+        return buffer
+
     def __len__(self):
         return self.size
 
