@@ -255,6 +255,7 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
                 if X_val is not None:
                     record.update(self._validation_metrics(self._as_tensor(X_val)))
                 self._check_finite(record)
+                self._check_epoch(record, data)
                 self.history_.append(record)
                 last_good = copy.deepcopy(self.module_.state_dict())
                 if epoch >= first_averaged:
@@ -334,9 +335,16 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         if bad:
             self._diverged(f"{', '.join(bad)} became non-finite or exceeded {_ENERGY_LIMIT:g} in magnitude")
 
-    def _diverged(self, what):
+    def _check_epoch(self, record, data):
+        """Hook: refuse an epoch whose finite record still shows a runaway (call ``_diverged``).
+
+        ``data`` holds the training rows as a tensor.
+        """
+
+    def _diverged(self, what, when=None):
+        when = when or f"at epoch {len(self.history_) + 1}"
         raise DivergenceError(
-            f"{type(self).__name__} diverged at epoch {len(self.history_) + 1}: {what}. {self._divergence_advice()}; "
+            f"{type(self).__name__} diverged {when}: {what}. {self._divergence_advice()}; "
             "the estimator keeps its previous state."
         )
 
@@ -352,7 +360,7 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         self.n_iter_ = len(self.history_)
         self.log_partition_, self.log_partition_std_ = self._compute_log_partition(X)
         if not math.isfinite(self.log_partition_):
-            self._diverged(f"log Z of the fitted energy is {self.log_partition_}")
+            self._diverged(f"log Z of the fitted energy is {self.log_partition_}", "after its last epoch")
         self._set_outlier_thresholds(X)
 
     def _compute_log_partition(self, X):
@@ -380,7 +388,8 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         # rows' energies are the last check before a model is handed over.
         largest = float(np.max(np.abs(energies)))
         if not largest <= _ENERGY_LIMIT:
-            self._diverged(f"the energies of the training rows reach {largest:.3g} (healthy fits stay within tens)")
+            what = f"the energies of the training rows reach {largest:.3g} (healthy fits stay within tens)"
+            self._diverged(what, "after its last epoch")
         scores = -energies - self.log_partition_
         self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
         # PyOD's view of the same fit: higher decision score = more abnormal.

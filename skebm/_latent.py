@@ -320,6 +320,19 @@ class LatentVariableEBM(TransformerMixin, GradientEBM):
             self.beta,
         )
 
+    def _check_epoch(self, record, data):
+        # The loss is the mean squared distance from the rows to the decoder's image. A decoder
+        # that outputs the rows' mean scores their total variance, and training starts below or
+        # near the first epoch's loss: ten times the larger of the two is a runaway. (At
+        # learning_rate=1e3 the ellipse's decoder is thrown about: 6e4 after three epochs.)
+        start = self.history_[0]["loss"] if self.history_ else record["loss"]
+        reference = max(start, float(data.var(dim=0, correction=0).sum()))
+        if record["loss"] > 10 * reference:
+            self._diverged(
+                f"the loss reached {record['loss']:.3g}, ten times more than a constant decoder's or the first "
+                f"epoch's ({reference:.3g})"
+            )
+
     def _batch_loss(self, batch):
         loss = self.module_(batch).mean()
         return loss, {"loss": float(loss.detach())}

@@ -234,6 +234,21 @@ class NCEEBM(NeuralEBM):
         finally:
             del self._epoch_noise, self._noise_cursor
 
+    def _check_epoch(self, record, data):
+        """Refuse an epoch whose loss is far worse than guessing from the noise ratio alone.
+
+        The best classifier that ignores x says "data" with probability 1 / (1 + nu), for a loss
+        of log(1 + nu) + nu log(1 + 1 / nu); training starts near it. An energy that runs away
+        under a huge step keeps finite losses and energies while the loss grows past it
+        (a thousand times it at learning_rate=1e3): ten times it is no fit at all.
+        """
+        nu = self.noise_ratio
+        chance = math.log1p(nu) + nu * math.log1p(1 / nu)
+        if record["loss"] > 10 * chance:
+            self._diverged(
+                f"the loss reached {record['loss']:.3g}, where guessing from the noise ratio scores {chance:.3g}"
+            )
+
     def _next_noise(self, n):
         if not hasattr(self, "_epoch_noise"):  # validation: its own noise
             return self._draw_noise(n)
@@ -260,6 +275,7 @@ class NCEEBM(NeuralEBM):
         return super()._divergence_advice() + f", or raise noise_ratio (now {self.noise_ratio})"
 
     # ---------------------------------------------------------- log Z
+
     def _compute_log_partition(self, X):
         return float(self.module_.log_normalizer.detach()), math.nan
 

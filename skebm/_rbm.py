@@ -263,7 +263,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         if self.learning_rate_schedule == "constant":
             return rate
         first, n_epochs = self._schedule
-        return rate * (1 - (len(self.history_) - first) / n_epochs)
+        # After the last epoch (when log Z and the thresholds are set), the last epoch's rate.
+        return rate * (1 - min(len(self.history_) - first, n_epochs - 1) / n_epochs)
 
     def _run_epoch(self, data):
         # The parameter tensors are updated in place, so one view of them serves the whole epoch.

@@ -80,5 +80,5 @@ def test_custom_network_cannot_be_saved_safely(tmp_path):
 def test_save_refuses_non_skebm_objects(tmp_path):
     from sklearn.mixture import GaussianMixture
 
-    with pytest.raises(TypeError, match="skebm.s estimators"):
+    with pytest.raises(TypeError, match=r"skebm.s estimators"):
         skebm.save(GaussianMixture(), tmp_path / "m.skebm")

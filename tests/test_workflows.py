@@ -63,8 +63,10 @@ def test_grid_search_picks_a_step_size_as_good_as_the_best(moons):
 
     gap, se = gap_and_se(best, search.best_params_["step_size"])
     assert gap <= 3 * se, f"picked {search.best_params_}, {gap:.3f} nats below the best {best}"
-    gap, se = gap_and_se(best, worst)
-    assert gap > 3 * se and search.best_params_["step_size"] != worst
+    # The worst step's scores have a long lower tail (-5 to -26 nats over seeds, where the best
+    # spread over 0.04), so its gap is tested by ranks: every seed of the worst below every seed
+    # of the best, which four seeds each reach by chance with probability 1/70 (Mann-Whitney).
+    assert test_scores[worst].max() < test_scores[best].min() and search.best_params_["step_size"] != worst
 
 
 @pytest.mark.parametrize("scoring", [None, log_likelihood_scorer, hyvarinen_scorer, mmd_scorer])
