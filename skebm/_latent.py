@@ -237,6 +237,7 @@ class LatentVariableEBM(TransformerMixin, GradientEBM):
 
     def __init__(
         self,
+        *,
         decoder="ellipse",
         latent_dim=1,
         latent_range=(0.0, 2 * math.pi),

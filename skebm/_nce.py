@@ -125,6 +125,7 @@ class NCEEBM(NeuralEBM):
 
     def __init__(
         self,
+        *,
         network="mlp",
         hidden_layer_sizes=(128, 128),
         image_shape=None,

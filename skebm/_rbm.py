@@ -153,6 +153,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
 
     def __init__(
         self,
+        *,
         n_components=256,
         visible="bernoulli",
         method="pcd",

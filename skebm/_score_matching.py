@@ -90,6 +90,7 @@ class ScoreMatchingEBM(NeuralEBM):
 
     def __init__(
         self,
+        *,
         method="exact",
         n_projections=1,
         projection="rademacher",

@@ -1,5 +1,6 @@
 """scikit-learn's estimator checks on every skebm estimator, at fast settings."""
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skebm import NCEEBM, RBM, ContrastiveDivergenceEBM, LatentVariableEBM, ScoreMatchingEBM
@@ -21,3 +22,10 @@ FAST = dict(
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("cls", [ContrastiveDivergenceEBM, ScoreMatchingEBM, NCEEBM, RBM, LatentVariableEBM])
+def test_constructors_take_keywords_only(cls):
+    # scikit-learn's convention: a positional argument cannot silently land on the wrong parameter.
+    with pytest.raises(TypeError, match="positional"):
+        cls(1)

@@ -161,6 +161,13 @@ def test_tensors_of_other_dtypes_are_refused(genuine, tmp_path, dtype):
     assert_refused(forge(tmp_path / "m.skebm", header, tensors))
 
 
+@pytest.mark.parametrize("dtype", ["|V8", "|O", "<M8[ns]"])
+def test_arrays_that_would_become_void_object_or_dates_are_refused(genuine, tmp_path, dtype):
+    header, tensors = read_parts(genuine["NCEEBM"])
+    header["fitted"]["decision_scores_"]["dtype"] = dtype
+    assert_refused(forge(tmp_path / "m.skebm", header, tensors), "must hold numbers")
+
+
 def test_non_finite_weights_are_refused(genuine, tmp_path):
     header, tensors = read_parts(genuine["NCEEBM"])
     name = next(key for key in tensors if key.startswith("module_.") and tensors[key].is_floating_point())
