@@ -207,7 +207,7 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         every skebm energy squares its inputs somewhere: such data gives
         infinite or meaningless densities, so it is refused here.
         """
-        largest = float(np.abs(X).max())
+        largest = max(float(X.max()), -float(X.min()))  # no copy of X, which may be large
         if largest > _INPUT_LIMIT:
             raise ValueError(
                 f"X holds values up to {largest:.3g} in magnitude; {type(self).__name__} trains in float32 and needs "

@@ -271,12 +271,7 @@ class NCEEBM(NeuralEBM):
         }
         return loss, metrics
 
-    def _divergence_advice(self):
-        # NCE runs no chains while training: the step size plays no part.
-        return super()._divergence_advice() + f", or raise noise_ratio (now {self.noise_ratio})"
-
     # ---------------------------------------------------------- log Z
-
     def _compute_log_partition(self, X):
         return float(self.module_.log_normalizer.detach()), math.nan
 

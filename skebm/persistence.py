@@ -393,6 +393,9 @@ class _Reader:
         n_features = estimator.n_features_in_
         if not isinstance(n_features, int) or n_features < 1:
             raise ValueError(f"n_features_in_ must be a positive integer, not {n_features!r}")
+        # The checks a fit makes of its data's width (image_shape, the latent grid's memory), on a
+        # placeholder row of the saved width.
+        estimator._check_input(np.zeros((1, n_features)))
         with torch.device("meta"):  # shapes only: nothing the parameters ask for is allocated
             module = estimator._new_module(n_features)
         state, expected = self._prefixed(f"{name}."), module.state_dict()

@@ -131,6 +131,17 @@ def test_a_network_larger_than_the_file_is_refused_before_allocation(genuine, tm
     assert_refused(forge(tmp_path / "m.skebm", header, tensors), "module_")
 
 
+def test_a_latent_grid_too_large_for_memory_is_refused_on_loading(tmp_path):
+    from skebm import LatentVariableEBM
+    from skebm.datasets import make_ellipse
+
+    path = tmp_path / "latent.skebm"
+    skebm.save(LatentVariableEBM(max_iter=1, random_state=0).fit(make_ellipse(50, random_state=0)), path)
+    header, tensors = read_parts(path)
+    header["params"]["n_grid"] = 10**9  # scoring would decode a billion latents
+    assert_refused(forge(tmp_path / "m.skebm", header, tensors), "n_grid")
+
+
 def test_a_replay_buffer_claiming_more_rows_than_it_has_is_refused(genuine, tmp_path):
     header, tensors = read_parts(genuine["ContrastiveDivergenceEBM"])
     header["fitted"]["buffer_"]["size"] = 10**9
