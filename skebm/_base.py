@@ -45,6 +45,8 @@ __all__ = ["BaseEBM", "DivergenceError", "GradientEBM", "NeuralEBM"]
 _ENERGY_LIMIT = 1e6
 # Inputs beyond this magnitude overflow float32 once squared (float32's largest is 3.4e38).
 _INPUT_LIMIT = 1e18
+# Nats by which log Z by quadrature may move when its grid is doubled.
+_QUADRATURE_TOLERANCE = 0.01
 
 
 class DivergenceError(FloatingPointError):
@@ -374,7 +376,15 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             if X.shape[1] > 2:
                 raise ValueError(f"log_partition='grid' needs at most 2 features; X has {X.shape[1]}.")
             low, high = self._quadrature_box()
-            return partition.grid_log_partition(self._score_energy, low, high), 0.0
+            log_z, error = partition.refined_grid_log_partition(self._score_energy, low, high, _QUADRATURE_TOLERANCE)
+            if error > _QUADRATURE_TOLERANCE:
+                what = (
+                    "exp(-E) is a spike narrower than the finest quadrature grid resolves"
+                    if math.isinf(error)
+                    else f"log Z by quadrature still moved by {error:.3g} nats on the finest grid"
+                )
+                self._diverged(what, "after its last epoch")
+            return log_z, error
         return partition.ais_log_partition(
             self.module_, X, n_steps=self.ais_steps, generator=self._generator, device=self.device_
         )

@@ -142,7 +142,8 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         held-out data minus that of uniform noise: the chapter's test step).
     log_partition_ : float
     log_partition_std_ : float
-        Standard error of ``log_partition_`` (0 for quadrature).
+        Standard error of ``log_partition_`` (AIS), or for quadrature how far
+        it moved when the grid was last doubled (at most 0.01).
     offset_ : float
     decision_scores_, threshold_, labels_
         PyOD's view of the training data.

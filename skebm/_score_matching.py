@@ -5,7 +5,12 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import NeuralEBM
-from .losses import denoising_score_matching_loss, exact_score_matching_loss, sliced_score_matching_loss
+from .losses import (
+    EXACT_TRACE_MAX_FEATURES,
+    denoising_score_matching_loss,
+    exact_score_matching_loss,
+    sliced_score_matching_loss,
+)
 
 __all__ = ["ScoreMatchingEBM"]
 
@@ -33,7 +38,10 @@ class ScoreMatchingEBM(NeuralEBM):
 
     Parameters
     ----------
-    method : {"exact", "sliced", "sliced_vr", "denoising"}, default="exact"
+    method : {"auto", "exact", "sliced", "sliced_vr", "denoising"}, default="auto"
+        ``"auto"`` is ``"exact"`` up to 16 features and ``"sliced_vr"`` above:
+        both estimate the same objective, the second at a cost that does not
+        grow with the number of features (see ``method_``).
     n_projections : int, default=1
         Random projections per row for the sliced forms.
     projection : {"rademacher", "gaussian"}, default="rademacher"
@@ -62,6 +70,8 @@ class ScoreMatchingEBM(NeuralEBM):
 
     Attributes
     ----------
+    method_ : str
+        The method used: ``method``, with ``"auto"`` resolved.
     module_ : torch.nn.Module
     log_partition_ : float
     log_partition_std_ : float
@@ -82,7 +92,7 @@ class ScoreMatchingEBM(NeuralEBM):
 
     _parameter_constraints = {
         **NeuralEBM._parameter_constraints,
-        "method": [StrOptions({"exact", "sliced", "sliced_vr", "denoising"})],
+        "method": [StrOptions({"auto", "exact", "sliced", "sliced_vr", "denoising"})],
         "n_projections": [Interval(Integral, 1, None, closed="left")],
         "projection": [StrOptions({"rademacher", "gaussian"})],
         "noise_std": [Interval(Real, 0, None, closed="neither")],
@@ -91,7 +101,7 @@ class ScoreMatchingEBM(NeuralEBM):
     def __init__(
         self,
         *,
-        method="exact",
+        method="auto",
         n_projections=1,
         projection="rademacher",
         noise_std=0.05,
@@ -145,21 +155,27 @@ class ScoreMatchingEBM(NeuralEBM):
         self.verbose = verbose
         self.warm_start = warm_start
 
+    def _initialize(self, X):
+        # The exact trace costs one backward pass per feature; a random projection costs one in all.
+        exact = X.shape[1] <= EXACT_TRACE_MAX_FEATURES
+        self.method_ = ("exact" if exact else "sliced_vr") if self.method == "auto" else self.method
+        super()._initialize(X)
+
     def _batch_loss(self, batch):
         loss = self._loss(batch)
         return loss, {"loss": float(loss.detach())}
 
     def _loss(self, batch):
-        if self.method == "exact":
+        if self.method_ == "exact":
             return exact_score_matching_loss(self.module_, batch)
-        if self.method == "denoising":
+        if self.method_ == "denoising":
             return denoising_score_matching_loss(self.module_, batch, self.noise_std, self._generator)
         return sliced_score_matching_loss(
             self.module_,
             batch,
             self.n_projections,
             self.projection,
-            variance_reduced=self.method == "sliced_vr",
+            variance_reduced=self.method_ == "sliced_vr",
             generator=self._generator,
         )
 

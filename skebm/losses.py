@@ -5,6 +5,10 @@ import math
 import torch
 from torch.nn import functional as F
 
+# Up to this many features the Hessian trace is computed (one backward pass per feature); above,
+# estimated by random projections, at a cost that does not grow with the features.
+EXACT_TRACE_MAX_FEATURES = 16
+
 __all__ = [
     "contrastive_divergence_loss",
     "denoising_score_matching_loss",

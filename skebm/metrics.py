@@ -10,12 +10,9 @@ import torch
 from sklearn.utils import check_random_state
 
 from ._base import make_generator
-from .losses import hyvarinen_score
+from .losses import EXACT_TRACE_MAX_FEATURES, hyvarinen_score
 
 __all__ = ["hyvarinen_scorer", "log_likelihood_scorer", "mmd", "mmd_scorer"]
-
-# Above this many features the Hessian trace is estimated (Hutchinson), not computed.
-_EXACT_TRACE_MAX_FEATURES = 16
 
 
 def log_likelihood_scorer(estimator, X, y=None):
@@ -52,7 +49,7 @@ def hyvarinen_scorer(estimator, X, y=None, n_projections=8, random_state=0):
     True
     """
     x = torch.as_tensor(np.asarray(X, dtype=np.float64), device=estimator.device_)
-    projections = None if x.shape[1] <= _EXACT_TRACE_MAX_FEATURES else n_projections
+    projections = None if x.shape[1] <= EXACT_TRACE_MAX_FEATURES else n_projections
     generator = make_generator(random_state, estimator.device_)
     scores = hyvarinen_score(estimator._float64_energy(), x, projections, generator)
     return -float(scores.mean())

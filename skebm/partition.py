@@ -26,7 +26,13 @@ from torch.nn import functional as F
 from .samplers import RandomPool, bernoulli, mala_step, sample_visible
 from .samplers._state import ChainState
 
-__all__ = ["ais_log_partition", "grid_log_partition", "rbm_ais_log_partition", "rbm_exact_log_partition"]
+__all__ = [
+    "ais_log_partition",
+    "grid_log_partition",
+    "rbm_ais_log_partition",
+    "rbm_exact_log_partition",
+    "refined_grid_log_partition",
+]
 
 
 def grid_log_partition(energy, low, high, n_points=None):
@@ -53,6 +59,11 @@ def grid_log_partition(energy, low, high, n_points=None):
     >>> abs(log_z - math.log(2 * math.pi)) < 1e-6
     True
     """
+    return _midpoint_rule(energy, low, high, n_points)[0]
+
+
+def _midpoint_rule(energy, low, high, n_points=None):
+    """``log Z`` on the grid, and the mass-weighted mean change of the energy from a cell to the next."""
     low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
     d = low.shape[0]
     if d not in (1, 2):
@@ -63,7 +74,68 @@ def grid_log_partition(energy, low, high, n_points=None):
     grid = torch.cartesian_prod(*axes).reshape(-1, d)
     with torch.no_grad():
         energies = energy(grid).double()
-    return float(torch.logsumexp(-energies, 0)) + float(np.sum(np.log(width)))
+    log_sum = torch.logsumexp(-energies, 0)
+    mass = torch.exp(-energies - log_sum).reshape((n_points,) * d)
+    energies = energies.reshape((n_points,) * d)
+    steps = [float((mass.narrow(axis, 0, n_points - 1) * energies.diff(dim=axis).abs()).sum()) for axis in range(d)]
+    return float(log_sum) + float(np.sum(np.log(width))), max(steps)
+
+
+# Mass-weighted mean change of the energy between neighbouring cells below which a grid resolves exp(-E).
+_RESOLVED_ENERGY_STEP = 0.1
+
+
+def refined_grid_log_partition(energy, low, high, tolerance=0.01):
+    """``log Z`` by the midpoint rule, the grid doubled until two successive grids agree.
+
+    The midpoint rule is accurate when ``exp(-E)`` is smooth on the scale of
+    the grid: where the mass is, the energy should change by a small fraction
+    of a nat from one cell to the next (for a Gaussian, 0.1 nats is about
+    eight cells per standard deviation and an error below 1e-3 nats). An
+    energy that runs away, or data far from standardized, can put the mass in
+    a spike narrower than the grid, where two grids can even agree by chance.
+    So the grid is doubled, from half the default (4,096 points in 1-D, 400
+    per axis in 2-D) up to 65,536 points in 1-D and 1,600 per axis in 2-D,
+    until the mass-weighted energy change per cell is below 0.1 nats and the
+    last two grids agree to ``tolerance``. A smooth energy costs a quarter
+    more than the default grid alone.
+
+    Parameters
+    ----------
+    energy : callable
+        Maps a float64 tensor of shape ``(n, d)``, d in {1, 2}, to energies ``(n,)``.
+    low, high : array-like of shape (d,)
+        The box; it must hold essentially all of the mass of ``exp(-E)``.
+    tolerance : float, default=0.01
+        Nats by which the last two grids may differ.
+
+    Returns
+    -------
+    log_z : float
+        The finest grid's estimate.
+    error : float
+        How far it moved from the grid half as fine (about three times its own
+        error), or ``inf`` when even the largest grid does not resolve the
+        energy: within ``tolerance`` unless the largest grid was reached first.
+
+    Examples
+    --------
+    >>> import math
+    >>> from skebm.partition import refined_grid_log_partition
+    >>> log_z, error = refined_grid_log_partition(lambda x: 0.5 * (x**2).sum(-1), [-8], [8])
+    >>> abs(log_z - 0.5 * math.log(2 * math.pi)) < 1e-6 and error < 0.01
+    True
+    """
+    d = len(low)
+    n_points, largest = (2048, 2**16) if d == 1 else (200, 1600)
+    log_z, _ = _midpoint_rule(energy, low, high, n_points)
+    while True:
+        n_points *= 2
+        finer, step = _midpoint_rule(energy, low, high, n_points)
+        error, log_z = abs(finer - log_z), finer
+        resolved = step <= _RESOLVED_ENERGY_STEP
+        if (resolved and error <= tolerance) or n_points >= largest:
+            return log_z, error if resolved else math.inf
 
 
 class _Tempered:

@@ -80,3 +80,15 @@ def test_every_method_fits_scores_and_samples(method):
     model.fit(X)
     assert np.isfinite(model.score(X)) and len(model.history_) == 3
     np.testing.assert_array_equal(model.sample(5, random_state=0), model.sample(5, random_state=0))
+
+
+@pytest.mark.parametrize("n_features, expected", [(2, "exact"), (16, "exact"), (17, "sliced_vr")])
+def test_auto_method_takes_the_exact_trace_only_for_few_features(n_features, expected):
+    X = np.random.default_rng(0).normal(size=(40, n_features))
+    model = ScoreMatchingEBM(hidden_layer_sizes=(8,), max_iter=1, log_partition=None, random_state=0).fit(X)
+    assert model.method_ == expected
+    # An explicit method is used as given, whatever the width.
+    assert (
+        ScoreMatchingEBM(method="exact", hidden_layer_sizes=(8,), max_iter=1, log_partition=None).fit(X).method_
+        == "exact"
+    )
