@@ -39,6 +39,7 @@ Run: ``python benchmarks/bench_outliers.py [--data DIR] [--only NAME ...] [--tab
 """
 
 import argparse
+import resource
 import statistics
 import sys
 import warnings
@@ -143,7 +144,8 @@ def main():
         table[name], times = evaluate(path, args.only, args.max_train)
         for detector, pairs in times.items():
             all_times.setdefault(detector, []).extend(pairs)
-        print(name, {k: round(v, 3) for k, v in table[name].items()}, flush=True)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kilobytes on Linux
+        print(name, {k: round(v, 3) for k, v in table[name].items()}, f"peak memory so far {peak:.2f} GB", flush=True)
     print_table(table, all_times)
     return 0
 
