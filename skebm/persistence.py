@@ -164,7 +164,7 @@ def _read(path):
                 raise ValueError(f"unknown format {header.get('format')!r}")
             entries.pop("__metadata__", None)
             tensors = {name: _read_tensor(file, 8 + header_size, entry) for name, entry in entries.items()}
-        except (ValueError, TypeError, KeyError, AttributeError) as error:
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
             raise ValueError(f"{path} was refused: {error}") from error
     if header.pop("sha256", None) != _digest(header, tensors):
         raise ValueError(f"{path} is corrupted: its contents do not match the checksum skebm.save wrote.")

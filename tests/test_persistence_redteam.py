@@ -148,6 +148,15 @@ def test_a_replay_buffer_claiming_more_rows_than_it_has_is_refused(genuine, tmp_
     assert_refused(forge(tmp_path / "m.skebm", header, tensors), "replay buffer")
 
 
+def test_deeply_nested_json_is_refused(genuine, tmp_path):
+    header, tensors = read_parts(genuine["NCEEBM"])
+    header["sha256"] = _digest(header, tensors)
+    nested = "[" * 100_000 + "]" * 100_000
+    metadata = json.dumps(header).replace('"value": [', f'"value": [{nested}, ', 1)
+    save_file(tensors, str(tmp_path / "m.skebm"), metadata={"skebm": metadata})
+    assert_refused(tmp_path / "m.skebm")
+
+
 def test_an_oversized_header_length_is_refused_unread(tmp_path):
     (tmp_path / "m.skebm").write_bytes(struct.pack("<Q", 2**62) + b"{}")
     assert_refused(tmp_path / "m.skebm", "no valid safetensors header")
