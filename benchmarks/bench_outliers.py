@@ -92,6 +92,8 @@ def detectors(seed):
             StandardScaler(), ScoreMatchingEBM(method="denoising", noise_std=0.3, **skebm)
         ),
         "RBM (gaussian)": make_pipeline(StandardScaler(), RBM(visible="gaussian", **skebm)),
+        # A direction of issue 15: the energy as a correction to a Gaussian fitted to the data.
+        "SM gaussian base": make_pipeline(StandardScaler(), ScoreMatchingEBM(base="gaussian", **skebm)),
     }
 
 

@@ -2,9 +2,12 @@
 
 from numbers import Integral, Real
 
+import numpy as np
+from sklearn.mixture import GaussianMixture
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import NeuralEBM
+from .energies import GaussianMixtureEnergy
 from .losses import (
     EXACT_TRACE_MAX_FEATURES,
     denoising_score_matching_loss,
@@ -47,6 +50,11 @@ class ScoreMatchingEBM(NeuralEBM):
     projection : {"rademacher", "gaussian"}, default="rademacher"
     noise_std : float, default=0.05
         Perturbation scale of ``"denoising"``.
+    base : {"gaussian"} or None, default=None
+        ``"gaussian"``: the energy is ``-log q(x) + network(x)`` with ``q`` a
+        Gaussian fitted to the data (full covariance), so the network learns
+        where the data depart from it and regions with no data keep the
+        Gaussian's decay.
     network, hidden_layer_sizes, image_shape, bounds
         The energy network, as in :class:`ContrastiveDivergenceEBM` (the
         default MLP is smooth, as score matching needs second derivatives).
@@ -96,6 +104,7 @@ class ScoreMatchingEBM(NeuralEBM):
         "n_projections": [Interval(Integral, 1, None, closed="left")],
         "projection": [StrOptions({"rademacher", "gaussian"})],
         "noise_std": [Interval(Real, 0, None, closed="neither")],
+        "base": [StrOptions({"gaussian"}), None],
     }
 
     def __init__(
@@ -105,6 +114,7 @@ class ScoreMatchingEBM(NeuralEBM):
         n_projections=1,
         projection="rademacher",
         noise_std=0.05,
+        base=None,
         network="mlp",
         hidden_layer_sizes=(128, 128),
         image_shape=None,
@@ -132,6 +142,7 @@ class ScoreMatchingEBM(NeuralEBM):
         self.n_projections = n_projections
         self.projection = projection
         self.noise_std = noise_std
+        self.base = base
         self.network = network
         self.hidden_layer_sizes = hidden_layer_sizes
         self.image_shape = image_shape
@@ -160,6 +171,17 @@ class ScoreMatchingEBM(NeuralEBM):
         exact = X.shape[1] <= EXACT_TRACE_MAX_FEATURES
         self.method_ = ("exact" if exact else "sliced_vr") if self.method == "auto" else self.method
         super()._initialize(X)
+        if self.base == "gaussian":
+            gaussian = GaussianMixture(1, covariance_type="full", reg_covar=1e-6).fit(X)
+            fitted = GaussianMixtureEnergy.from_sklearn(gaussian).state_dict()
+            self.module_.network.base.load_state_dict(fitted)
+
+    def _new_module(self, n_features, box=None, generator=None):
+        # A placeholder Gaussian of the right shapes: _initialize fits it, skebm.load reads it.
+        base = None
+        if self.base == "gaussian":
+            base = GaussianMixtureEnergy(np.zeros((1, n_features)), np.eye(n_features)[None], np.ones(1))
+        return self._build_energy(n_features, box, generator, base)
 
     def _batch_loss(self, batch):
         loss = self._loss(batch)

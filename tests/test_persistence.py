@@ -20,6 +20,7 @@ def fitted_models():
         ScoreMatchingEBM(hidden_layer_sizes=(16,), max_iter=2, random_state=0).fit(X),
         RBM(visible="gaussian", n_components=4, max_iter=2, learning_rate=0.01, random_state=0).fit(X),
         LatentVariableEBM(max_iter=2, random_state=0).fit(make_ellipse(200, random_state=0)),
+        ScoreMatchingEBM(base="gaussian", hidden_layer_sizes=(16,), max_iter=2, random_state=0).fit(X),
     ]
 
 
