@@ -379,9 +379,12 @@ class _Reader:
             generator = torch.Generator()
             generator.set_state(self.tensors[name])
             return generator
-        handler = {"module": self._module, "optimizer": self._optimizer, "replay buffer": self._buffer}.get(kind)
-        if handler is None and kind == "noise":
-            handler = self._noise
+        handler = {
+            "module": self._module,
+            "optimizer": self._optimizer,
+            "replay buffer": self._buffer,
+            "noise": self._noise,
+        }.get(kind)
         if handler is None:
             raise ValueError(f"unknown entry kind {kind!r}")
         return handler(estimator, name, entry)
