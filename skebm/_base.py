@@ -36,7 +36,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import partition
-from .energies import BoxedEnergy, ConvEnergy, MLPEnergy, ResidualEnergy
+from .energies import (
+    BoxedEnergy,
+    ConvEnergy,
+    GaussianMixtureEnergy,
+    MLPEnergy,
+    ResidualEnergy,
+    shrunk_gaussian_energy,
+)
 from .samplers import SAMPLERS, make_kernel, run_chain
 
 __all__ = ["BaseEBM", "DivergenceError", "GradientEBM", "NeuralEBM"]
@@ -116,6 +123,7 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
 
     _parameter_constraints = {
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_updates": [None, Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
@@ -247,13 +255,15 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _train(self, X, n_epochs):
         X_train, X_val = self._split_validation(X)
         data = self._as_tensor(X_train)
+        n_epochs, rows_per_epoch = self._epoch_plan(len(data), n_epochs)
+        self._begin_epochs(n_epochs)
         best = (math.inf, None, 0)  # validation loss, weights, epochs without improvement
         progress = self._progress(n_epochs)
         last_good = copy.deepcopy(self.module_.state_dict())
         first_averaged, average = n_epochs - self._n_averaged_epochs(n_epochs), None
         try:
             for epoch in range(n_epochs):
-                record = self._run_epoch(data)
+                record = self._run_epoch(data, rows_per_epoch)
                 if X_val is not None:
                     record.update(self._validation_metrics(self._as_tensor(X_val)))
                 self._check_finite(record)
@@ -283,6 +293,21 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         finally:
             progress.close()
 
+    def _epoch_plan(self, n_rows, n_epochs):
+        """``(epochs, rows per epoch)``: ``n_epochs`` full passes, cut to the ``max_updates`` budget.
+
+        A table with more rows than the budget's minibatches hold gets one pass over a random
+        subset of them, so the cost of a fit stops growing with the rows.
+        """
+        if self.max_updates is None:
+            return n_epochs, n_rows
+        batches_per_epoch = math.ceil(n_rows / self.batch_size)
+        epochs = max(1, min(n_epochs, self.max_updates // batches_per_epoch))
+        return epochs, min(n_rows, self.max_updates * self.batch_size)
+
+    def _begin_epochs(self, n_epochs):
+        """Hook: called once before the ``n_epochs`` epochs of a call to ``fit`` or ``partial_fit``."""
+
     def _learning_rate_now(self):
         """Hook: the learning rate the current epoch uses (``learning_rate`` unless scheduled or "auto")."""
         return self.learning_rate
@@ -310,9 +335,10 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         order = torch.randperm(len(X), generator=torch.Generator().manual_seed(0)).numpy()
         return X[order[n_val:]], X[order[:n_val]]
 
-    def _run_epoch(self, data):
+    def _run_epoch(self, data, n_rows):
+        """One pass over ``n_rows`` rows of ``data`` drawn without replacement, in minibatches."""
         start = time.process_time(), time.perf_counter()
-        order = torch.randperm(len(data), generator=self._generator, device=self.device_)
+        order = torch.randperm(len(data), generator=self._generator, device=self.device_)[:n_rows]
         totals = {}
         self.module_.train()
         for batch in data[order].split(self.batch_size):  # one gather per epoch; batches are views
@@ -322,7 +348,7 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
                 totals[key] = totals.get(key, 0.0) + value * len(batch)
         self.module_.eval()
         record = {"epoch": len(self.history_) + 1}
-        record.update({key: float(value) / len(data) for key, value in totals.items()})
+        record.update({key: float(value) / n_rows for key, value in totals.items()})
         record["cpu_time"] = time.process_time() - start[0]
         record["wall_time"] = time.perf_counter() - start[1]
         return record
@@ -652,10 +678,20 @@ class NeuralEBM(GradientEBM):
 
     def _initialize(self, X):
         self.module_ = self._new_module(X.shape[1], _data_box(X, self.bounds), self._generator).to(self.device_)
+        if self._base_density() == "gaussian":
+            self.module_.network.base.load_state_dict(shrunk_gaussian_energy(X).state_dict())
         self.optimizer_ = self._make_optimizer(self.module_.parameters())
 
+    def _base_density(self):
+        """Hook: the density fitted to the data under the network, ``"gaussian"`` or None (none here)."""
+        return None
+
     def _new_module(self, n_features, box=None, generator=None):
-        return self._build_energy(n_features, box, generator)
+        # With a base, a placeholder Gaussian of the right shapes: _initialize fits it, skebm.load reads it.
+        base = None
+        if self._base_density() == "gaussian":
+            base = GaussianMixtureEnergy(np.zeros((1, n_features)), np.eye(n_features)[None], np.ones(1))
+        return self._build_energy(n_features, box, generator, base)
 
     def _build_energy(self, n_features, box=None, generator=None, base=None):
         """The network named by ``network`` (or a copy of the given module), boxed to ``box``.

@@ -4,7 +4,7 @@ from functools import partial
 from numbers import Integral, Real
 
 import torch
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import NeuralEBM
 from .losses import contrastive_divergence_loss
@@ -95,10 +95,20 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         Fraction of chains restarted from uniform noise.
     data_noise : float, default=0.005
         Standard deviation of the Gaussian noise added to real data.
+    base : {"gaussian"} or None, default=None
+        ``"gaussian"``: the energy is ``-log q(x) + network(x)`` with ``q`` the
+        Gaussian with the data's mean and Ledoit-Wolf shrunk covariance; the
+        correction starts at zero, and ``alpha`` penalizes the correction
+        only, so the penalty never flattens the Gaussian's decay.
     n_sample_steps : int, default=200
         MCMC steps :meth:`sample` runs from uniform noise.
     max_iter : int, default=50
         Epochs.
+    max_updates : int or None, default=8000
+        The training budget: at most this many minibatch updates in a call to
+        ``fit``, whatever ``max_iter`` says. A table too large for one epoch
+        within it gets one pass over a random subset of its rows, so the cost
+        of a fit stops growing with the rows. None runs ``max_iter`` full epochs.
     batch_size : int, default=32
         Small batches mean many updates per epoch, which the energy needs
         more than low-noise gradients: on eight Gaussians, 60 epochs reach a
@@ -168,6 +178,7 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         "buffer_size": [Interval(Integral, 1, None, closed="left")],
         "fresh_fraction": [Interval(Real, 0, 1, closed="both")],
         "data_noise": [Interval(Real, 0, None, closed="left")],
+        "base": [StrOptions({"gaussian"}), None],
     }
 
     def __init__(
@@ -187,8 +198,10 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         buffer_size=8192,
         fresh_fraction=0.05,
         data_noise=0.005,
+        base=None,
         n_sample_steps=200,
         max_iter=50,
+        max_updates=8000,
         batch_size=32,
         learning_rate=3e-3,
         weight_averaging=0.2,
@@ -216,8 +229,10 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         self.buffer_size = buffer_size
         self.fresh_fraction = fresh_fraction
         self.data_noise = data_noise
+        self.base = base
         self.n_sample_steps = n_sample_steps
         self.max_iter = max_iter
+        self.max_updates = max_updates
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_averaging = weight_averaging
@@ -249,6 +264,9 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         if push:
             self.buffer_.push(fake)
         return fake, {key: rate for key, rate in rates.items() if rate is not None}
+
+    def _base_density(self):
+        return self.base
 
     def _divergence_advice(self):
         return (
@@ -282,7 +300,13 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         real = torch.maximum(torch.minimum(real, self.module_.high), self.module_.low)
         fake, rates = self._negatives(len(batch), push=torch.is_grad_enabled())
         real_energy, fake_energy = self.module_(real), self.module_(fake)
-        loss, parts = contrastive_divergence_loss(real_energy, fake_energy, self.alpha)
+        # The base is fixed, so the loss of the correction alone has the same contrast gradient,
+        # and its penalty leaves the base's decay alone.
+        correction = (real_energy, fake_energy)
+        if self.base is not None:
+            base = self.module_.network.base
+            correction = (real_energy - base(real), fake_energy - base(fake))
+        loss, parts = contrastive_divergence_loss(*correction, self.alpha)
         metrics = {"loss": loss, **parts, "real_energy": real_energy.mean(), "fake_energy": fake_energy.mean()}
         metrics = {key: float(value.detach()) for key, value in metrics.items()}
         return loss, {**metrics, **rates}

@@ -198,6 +198,11 @@ class LatentVariableEBM(TransformerMixin, GradientEBM):
     beta : float, default=None
         Inverse temperature; None for zero temperature.
     max_iter : int, default=200
+    max_updates : int or None, default=2000
+        The training budget: at most this many minibatch updates in a call to
+        ``fit``, whatever ``max_iter`` says. A table too large for one epoch
+        within it gets one pass over a random subset of its rows, so the cost
+        of a fit stops growing with the rows. None runs ``max_iter`` full epochs.
     batch_size : int, default=256
     learning_rate : float, default=0.05
     validation_fraction, n_iter_no_change, contamination, device, random_state, verbose, warm_start
@@ -247,6 +252,7 @@ class LatentVariableEBM(TransformerMixin, GradientEBM):
         n_restarts=8,
         beta=None,
         max_iter=200,
+        max_updates=2000,
         batch_size=256,
         learning_rate=0.05,
         validation_fraction=None,
@@ -266,6 +272,7 @@ class LatentVariableEBM(TransformerMixin, GradientEBM):
         self.n_restarts = n_restarts
         self.beta = beta
         self.max_iter = max_iter
+        self.max_updates = max_updates
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.validation_fraction = validation_fraction

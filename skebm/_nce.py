@@ -22,6 +22,8 @@ __all__ = ["NCEEBM"]
 
 # Proposals drawn from the noise per sample returned by sampler="sir".
 _SIR_PROPOSALS = 64
+# The "gmm" noise: at most this many components, each with this many rows per feature.
+_MAX_COMPONENTS, _ROWS_PER_FEATURE = 8, 10
 # Share of the noise drawn uniformly from the data box, whatever the noise family.
 _UNIFORM_FRACTION = 0.1
 
@@ -51,8 +53,9 @@ class NCEEBM(NeuralEBM):
     image_shape : tuple of int, default=None
     noise : {"gaussian", "uniform", "gmm"} or estimator, default="gmm"
         The noise density: a Gaussian with the data's mean and covariance,
-        uniform on the box around the data, a ``GaussianMixture`` of 8 full
-        components fitted to the data, or any object with ``sample`` and
+        uniform on the box around the data, a ``GaussianMixture`` of full
+        components fitted to the data (8, or fewer where the rows do not give
+        each ten per feature), or any object with ``sample`` and
         ``score_samples`` (``KernelDensity``, ``GaussianMixture``, a fitted
         skebm model...), used as it is when fitted, fitted to ``X`` otherwise.
         Except for ``"uniform"``, a tenth of the noise is drawn uniformly
@@ -74,6 +77,11 @@ class NCEEBM(NeuralEBM):
     step_size, noise_scale, grad_clip, n_sample_steps, bounds
         MCMC settings for :meth:`sample`, as in :class:`ContrastiveDivergenceEBM`.
     max_iter : int, default=50
+    max_updates : int or None, default=2000
+        The training budget: at most this many minibatch updates in a call to
+        ``fit``, whatever ``max_iter`` says. A table too large for one epoch
+        within it gets one pass over a random subset of its rows, so the cost
+        of a fit stops growing with the rows. None runs ``max_iter`` full epochs.
     batch_size : int, default=32
     learning_rate : float, default=3e-3
     weight_averaging : float, default=0.0
@@ -139,6 +147,7 @@ class NCEEBM(NeuralEBM):
         n_sample_steps=200,
         bounds=None,
         max_iter=50,
+        max_updates=2000,
         batch_size=32,
         learning_rate=3e-3,
         weight_averaging=0.0,
@@ -163,6 +172,7 @@ class NCEEBM(NeuralEBM):
         self.n_sample_steps = n_sample_steps
         self.bounds = bounds
         self.max_iter = max_iter
+        self.max_updates = max_updates
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_averaging = weight_averaging
@@ -204,7 +214,7 @@ class NCEEBM(NeuralEBM):
         if isinstance(self.noise, str) and self.noise == "uniform":
             return _UniformBox(*box)
         if isinstance(self.noise, str):
-            n_components = 1 if self.noise == "gaussian" else 8
+            n_components = 1 if self.noise == "gaussian" else _mixture_components(*X.shape)
             base = GaussianMixture(n_components, covariance_type="full", random_state=self._numpy_seed()).fit(X)
         else:
             try:
@@ -226,12 +236,12 @@ class NCEEBM(NeuralEBM):
         rows = _draw(self.noise_, n, np.random.RandomState(self._numpy_seed(generator)))
         return self._as_tensor(rows), self._as_tensor(self.noise_.score_samples(rows))
 
-    def _run_epoch(self, data):
+    def _run_epoch(self, data, n_rows):
         # Fresh noise for every epoch, handed out batch by batch.
-        self._epoch_noise = self._draw_noise(len(data) * self.noise_ratio)
+        self._epoch_noise = self._draw_noise(n_rows * self.noise_ratio)
         self._noise_cursor = 0
         try:
-            return super()._run_epoch(data)
+            return super()._run_epoch(data, n_rows)
         finally:
             del self._epoch_noise, self._noise_cursor
 
@@ -288,6 +298,15 @@ class NCEEBM(NeuralEBM):
         weights = torch.softmax(log_weights.reshape(n_samples, _SIR_PROPOSALS), dim=1)
         picks = torch.multinomial(weights, 1, generator=generator).squeeze(1)
         return proposals.reshape(n_samples, _SIR_PROPOSALS, -1)[torch.arange(n_samples), picks]
+
+
+def _mixture_components(n_samples, n_features):
+    """Components of the ``"gmm"`` noise: up to 8, each with ten rows per feature to estimate its covariance.
+
+    With fewer, full covariances come out nearly singular, and the noise (and
+    the energy built on it) turns into spikes at the training rows.
+    """
+    return max(1, min(_MAX_COMPONENTS, n_samples // (_ROWS_PER_FEATURE * n_features)))
 
 
 class _WithUniform:

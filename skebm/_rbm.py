@@ -79,6 +79,11 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
     batch_size : int, default=20
     max_iter : int, default=20
         Epochs.
+    max_updates : int or None, default=10000
+        The training budget: at most this many minibatch updates in a call to
+        ``fit``, whatever ``max_iter`` says. A table too large for one epoch
+        within it gets one pass over a random subset of its rows, so the cost
+        of a fit stops growing with the rows. None runs ``max_iter`` full epochs.
     validation_fraction : float, default=None
         Rows held out to monitor ``val_loss`` and stop early: the negative
         pseudo-log-likelihood (Bernoulli units, with fixed flipped units) or the
@@ -164,6 +169,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         weight_decay=1e-4,
         batch_size=20,
         max_iter=20,
+        max_updates=10000,
         validation_fraction=None,
         n_iter_no_change=10,
         log_partition="auto",
@@ -186,6 +192,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_iter = max_iter
+        self.max_updates = max_updates
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.log_partition = log_partition
@@ -246,8 +253,10 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         torch._foreach_add_(list(rbm[:3]), ascent, alpha=self._epoch_learning_rate)
         return {}
 
-    def _train(self, X, n_epochs):
+    def _begin_epochs(self, n_epochs):
         self._schedule = (len(self.history_), n_epochs)  # first epoch and length of this call
+
+    def _train(self, X, n_epochs):
         self._pool = RandomPool(self._generator)
         work = 2 * self.batch_size * X.shape[1] * self.n_components  # multiply-adds of the largest product
         try:
@@ -267,13 +276,13 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         # After the last epoch (when log Z and the thresholds are set), the last epoch's rate.
         return rate * (1 - min(len(self.history_) - first, n_epochs - 1) / n_epochs)
 
-    def _run_epoch(self, data):
+    def _run_epoch(self, data, n_rows):
         # The parameter tensors are updated in place, so one view of them serves the whole epoch.
         self._epoch_rbm, self._epoch_learning_rate = self.module_.params(), self._learning_rate_now()
         try:
             # Inference mode: no autograd bookkeeping at all, which matters at these sizes.
             with torch.inference_mode():
-                record = super()._run_epoch(data)
+                record = super()._run_epoch(data, n_rows)
         finally:
             del self._epoch_rbm, self._epoch_learning_rate
         record["loss"] = self._monitor(data[:500])  # a fixed subset: comparable from epoch to epoch

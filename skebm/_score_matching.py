@@ -3,19 +3,23 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
+import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import NeuralEBM
-from .energies import GaussianMixtureEnergy
 from .losses import (
-    EXACT_TRACE_MAX_FEATURES,
     denoising_score_matching_loss,
     exact_score_matching_loss,
     sliced_score_matching_loss,
 )
 
 __all__ = ["ScoreMatchingEBM"]
+
+# Denoising noise as a fraction of each feature's spread (noise_std="auto"); chosen on the
+# selection half of the ADBench tables (benchmarks/bench_outliers.py).
+_NOISE_FRACTION = 0.3
+# Widest data that method="auto" fits with the exact, unsmoothed objective.
+_UNSMOOTHED_MAX_FEATURES = 2
 
 
 class ScoreMatchingEBM(NeuralEBM):
@@ -42,25 +46,34 @@ class ScoreMatchingEBM(NeuralEBM):
     Parameters
     ----------
     method : {"auto", "exact", "sliced", "sliced_vr", "denoising"}, default="auto"
-        ``"auto"`` is ``"exact"`` up to 16 features and ``"sliced_vr"`` above:
-        both estimate the same objective, the second at a cost that does not
-        grow with the number of features (see ``method_``).
+        ``"auto"`` is ``"exact"`` for one or two features, where the density
+        itself is wanted and its log Z is exact, and ``"denoising"`` above,
+        where the smoothed density ranks the rows of real tables more
+        reliably (see ``method_`` and the user guide).
     n_projections : int, default=1
         Random projections per row for the sliced forms.
     projection : {"rademacher", "gaussian"}, default="rademacher"
-    noise_std : float, default=0.05
-        Perturbation scale of ``"denoising"``.
+    noise_std : "auto" or float, default="auto"
+        Perturbation scale of ``"denoising"``. ``"auto"`` gives each feature
+        0.3 times its spread (the smaller of its standard deviation and its
+        interquartile range over 1.349), so the smoothing follows the units of
+        every feature; a float is one scale for all (see ``noise_std_``).
     base : {"gaussian"} or None, default=None
-        ``"gaussian"``: the energy is ``-log q(x) + network(x)`` with ``q`` a
-        Gaussian fitted to the data (full covariance), so the network learns
-        where the data depart from it and regions with no data keep the
-        Gaussian's decay.
+        ``"gaussian"``: the energy is ``-log q(x) + network(x)`` with ``q`` the
+        Gaussian with the data's mean and Ledoit-Wolf shrunk covariance; the
+        network's correction starts at zero and learns where the data depart
+        from ``q``, and regions with no data keep the Gaussian's decay.
     network, hidden_layer_sizes, image_shape, bounds
         The energy network, as in :class:`ContrastiveDivergenceEBM` (the
         default MLP is smooth, as score matching needs second derivatives).
     sampler, step_size, noise_scale, grad_clip, n_sample_steps
         MCMC settings for :meth:`sample`.
     max_iter : int, default=50
+    max_updates : int or None, default=2000
+        The training budget: at most this many minibatch updates in a call to
+        ``fit``, whatever ``max_iter`` says. A table too large for one epoch
+        within it gets one pass over a random subset of its rows, so the cost
+        of a fit stops growing with the rows. None runs ``max_iter`` full epochs.
     batch_size : int, default=64
     learning_rate : float, default=1e-3
     weight_averaging : float, default=0.2
@@ -80,6 +93,8 @@ class ScoreMatchingEBM(NeuralEBM):
     ----------
     method_ : str
         The method used: ``method``, with ``"auto"`` resolved.
+    noise_std_ : float or ndarray of shape (n_features,)
+        The denoising scale used: ``noise_std``, with ``"auto"`` resolved.
     module_ : torch.nn.Module
     log_partition_ : float
     log_partition_std_ : float
@@ -103,7 +118,7 @@ class ScoreMatchingEBM(NeuralEBM):
         "method": [StrOptions({"auto", "exact", "sliced", "sliced_vr", "denoising"})],
         "n_projections": [Interval(Integral, 1, None, closed="left")],
         "projection": [StrOptions({"rademacher", "gaussian"})],
-        "noise_std": [Interval(Real, 0, None, closed="neither")],
+        "noise_std": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "base": [StrOptions({"gaussian"}), None],
     }
 
@@ -113,7 +128,7 @@ class ScoreMatchingEBM(NeuralEBM):
         method="auto",
         n_projections=1,
         projection="rademacher",
-        noise_std=0.05,
+        noise_std="auto",
         base=None,
         network="mlp",
         hidden_layer_sizes=(128, 128),
@@ -125,6 +140,7 @@ class ScoreMatchingEBM(NeuralEBM):
         grad_clip=None,
         n_sample_steps=200,
         max_iter=50,
+        max_updates=2000,
         batch_size=64,
         learning_rate=1e-3,
         weight_averaging=0.2,
@@ -153,6 +169,7 @@ class ScoreMatchingEBM(NeuralEBM):
         self.grad_clip = grad_clip
         self.n_sample_steps = n_sample_steps
         self.max_iter = max_iter
+        self.max_updates = max_updates
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_averaging = weight_averaging
@@ -167,21 +184,19 @@ class ScoreMatchingEBM(NeuralEBM):
         self.warm_start = warm_start
 
     def _initialize(self, X):
-        # The exact trace costs one backward pass per feature; a random projection costs one in all.
-        exact = X.shape[1] <= EXACT_TRACE_MAX_FEATURES
-        self.method_ = ("exact" if exact else "sliced_vr") if self.method == "auto" else self.method
+        self.method_ = self._auto_method(X.shape[1]) if self.method == "auto" else self.method
+        self.noise_std_ = relative_noise_scales(X) if self.noise_std == "auto" else self.noise_std
         super()._initialize(X)
-        if self.base == "gaussian":
-            gaussian = GaussianMixture(1, covariance_type="full", reg_covar=1e-6).fit(X)
-            fitted = GaussianMixtureEnergy.from_sklearn(gaussian).state_dict()
-            self.module_.network.base.load_state_dict(fitted)
 
-    def _new_module(self, n_features, box=None, generator=None):
-        # A placeholder Gaussian of the right shapes: _initialize fits it, skebm.load reads it.
-        base = None
-        if self.base == "gaussian":
-            base = GaussianMixtureEnergy(np.zeros((1, n_features)), np.eye(n_features)[None], np.ones(1))
-        return self._build_energy(n_features, box, generator, base)
+    @staticmethod
+    def _auto_method(n_features):
+        # In one or two dimensions the density itself is the goal and log Z is exact: the exact
+        # trace learns it unsmoothed. Above, the data are sparse and (on real tables) contaminated,
+        # and the density smoothed at a fraction of each feature's spread ranks rows more reliably.
+        return "exact" if n_features <= _UNSMOOTHED_MAX_FEATURES else "denoising"
+
+    def _base_density(self):
+        return self.base
 
     def _batch_loss(self, batch):
         loss = self._loss(batch)
@@ -191,7 +206,7 @@ class ScoreMatchingEBM(NeuralEBM):
         if self.method_ == "exact":
             return exact_score_matching_loss(self.module_, batch)
         if self.method_ == "denoising":
-            return denoising_score_matching_loss(self.module_, batch, self.noise_std, self._generator)
+            return denoising_score_matching_loss(self.module_, batch, self._noise_std_tensor(), self._generator)
         return sliced_score_matching_loss(
             self.module_,
             batch,
@@ -201,6 +216,43 @@ class ScoreMatchingEBM(NeuralEBM):
             generator=self._generator,
         )
 
+    def _noise_std_tensor(self):
+        return torch.as_tensor(self.noise_std_, dtype=torch.float32, device=self.device_)
+
     def _validation_metrics(self, X_val):
         # The loss needs input gradients, so it cannot run under no_grad; the graph is dropped at once.
         return {"val_loss": float(self._loss(X_val).detach())}
+
+
+def relative_noise_scales(X, fraction=_NOISE_FRACTION):
+    """Per-feature noise scales: ``fraction`` of each feature's spread.
+
+    The spread is the smaller of the standard deviation and the interquartile
+    range over 1.349 (both equal the standard deviation for Gaussian data; the
+    second ignores heavy tails and a few far-off rows). A feature with no
+    spread by either measure gets the median spread of the others, or 1.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    fraction : float, default=0.3
+
+    Returns
+    -------
+    scales : ndarray of shape (n_features,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skebm._score_matching import relative_noise_scales
+    >>> X = np.random.default_rng(0).normal(scale=[1.0, 10.0], size=(10_000, 2))
+    >>> relative_noise_scales(X).round(1)
+    array([0.3, 3. ])
+    """
+    quartiles = np.percentile(X, [25, 75], axis=0)
+    std = X.std(axis=0)
+    spread = np.minimum(std, (quartiles[1] - quartiles[0]) / 1.349)
+    spread = np.where(spread > 0, spread, std)  # a feature mostly at one value: its std
+    positive = spread[spread > 0]
+    spread = np.where(spread > 0, spread, np.median(positive) if positive.size else 1.0)
+    return fraction * spread

@@ -15,7 +15,9 @@ import itertools
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
+from sklearn.covariance import LedoitWolf
 from torch import nn
 from torch.nn import functional as F
 
@@ -29,6 +31,7 @@ __all__ = [
     "RBMParams",
     "ResidualEnergy",
     "initialized_layer",
+    "shrunk_gaussian_energy",
 ]
 
 
@@ -279,6 +282,9 @@ class ResidualEnergy(nn.Module):
         self.network, self.base = network, base
         for parameter in self.base.parameters():
             parameter.requires_grad_(False)
+        if isinstance(network, MLPEnergy):  # the correction starts at zero: training starts from the base
+            nn.init.zeros_(network.output.weight)
+            nn.init.zeros_(network.output.bias)
 
     def forward(self, x):
         return self.network(x) + self.base(x)
@@ -444,3 +450,25 @@ class RBMEnergy(nn.Module):
 
     def forward(self, v):
         return self.params().free_energy(v)
+
+
+def shrunk_gaussian_energy(X):
+    """``-log q`` of the Gaussian with the data's mean and the Ledoit-Wolf shrunk covariance.
+
+    Shrinking the sample covariance towards a multiple of the identity, by the
+    amount that minimizes the expected squared error (Ledoit & Wolf, 2004),
+    keeps the precision well conditioned when the rows are few for the
+    features, where the sample covariance would make every new row look far.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from skebm.energies import shrunk_gaussian_energy
+    >>> X = np.random.default_rng(0).normal(size=(50, 40))  # fewer rows than a covariance needs
+    >>> energy = shrunk_gaussian_energy(X)
+    >>> bool(torch.isfinite(energy(torch.zeros(1, 40))).all())
+    True
+    """
+    fitted = LedoitWolf().fit(X)
+    precision_cholesky = np.linalg.cholesky(fitted.precision_)
+    return GaussianMixtureEnergy(fitted.location_[None], precision_cholesky[None], np.ones(1))

@@ -84,8 +84,8 @@ def test_every_method_fits_scores_and_samples(method):
     np.testing.assert_array_equal(model.sample(5, random_state=0), model.sample(5, random_state=0))
 
 
-@pytest.mark.parametrize("n_features, expected", [(2, "exact"), (16, "exact"), (17, "sliced_vr")])
-def test_auto_method_takes_the_exact_trace_only_for_few_features(n_features, expected):
+@pytest.mark.parametrize("n_features, expected", [(1, "exact"), (2, "exact"), (3, "denoising"), (40, "denoising")])
+def test_auto_method_smooths_only_above_two_features(n_features, expected):
     X = np.random.default_rng(0).normal(size=(40, n_features))
     model = ScoreMatchingEBM(hidden_layer_sizes=(8,), max_iter=1, log_partition=None, random_state=0).fit(X)
     assert model.method_ == expected
@@ -96,14 +96,33 @@ def test_auto_method_takes_the_exact_trace_only_for_few_features(n_features, exp
     )
 
 
-def test_gaussian_base_is_the_gaussian_fitted_to_the_data():
-    from sklearn.mixture import GaussianMixture
+def test_auto_noise_is_a_fraction_of_each_features_spread():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=2000), 10 * rng.normal(size=2000), np.ones(2000)])
+    X[:10, 0] = 1e6  # a few far-off rows: the interquartile range ignores them
+    model = ScoreMatchingEBM(hidden_layer_sizes=(8,), max_iter=1, log_partition=None, random_state=0).fit(X)
+    # Standard normal quantiles: the IQR over 1.349 estimates the std to about 3% at n = 2000.
+    np.testing.assert_allclose(model.noise_std_[:2], [0.3, 3.0], rtol=0.1)
+    assert model.noise_std_[2] == pytest.approx(np.median(model.noise_std_[:2]) / 1.0)  # constant: the others'
+    fixed = ScoreMatchingEBM(noise_std=0.1, hidden_layer_sizes=(8,), max_iter=1, log_partition=None).fit(X[:100])
+    assert fixed.noise_std_ == 0.1
+
+
+def test_gaussian_base_is_the_shrunk_gaussian_fitted_to_the_data():
+    from scipy.stats import multivariate_normal
+    from sklearn.covariance import LedoitWolf
 
     X = np.random.default_rng(0).normal(size=(300, 3)) @ np.array([[2.0, 0.5, 0], [0, 1, 0.3], [0, 0, 0.2]])
     model = ScoreMatchingEBM(base="gaussian", hidden_layer_sizes=(8,), max_iter=1, random_state=0).fit(X)
-    gaussian = GaussianMixture(1, covariance_type="full", reg_covar=1e-6).fit(X)
+    gaussian = LedoitWolf().fit(X)
+    expected = multivariate_normal(gaussian.location_, gaussian.covariance_).logpdf(X)
     base = copy.deepcopy(model.module_.network.base).double()  # a copy: the model stays float32
-    np.testing.assert_allclose(-base(torch.as_tensor(X)).numpy(), gaussian.score_samples(X), rtol=1e-5)
+    np.testing.assert_allclose(-base(torch.as_tensor(X)).numpy(), expected, rtol=1e-5)
+    # The correction starts at zero: before any update the energy is the Gaussian's.
+    untrained = ScoreMatchingEBM(base="gaussian", hidden_layer_sizes=(8,), random_state=0)
+    untrained._start(X)
+    correction = untrained.module_.network.network(torch.as_tensor(X[:5], dtype=torch.float32))
+    np.testing.assert_array_equal(correction.detach().numpy(), 0)
     # The base is fixed: training moves only the network's correction.
     before = {key: value.clone() for key, value in model.module_.network.base.state_dict().items()}
     model.set_params(warm_start=True, max_iter=2).fit(X)
