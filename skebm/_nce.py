@@ -13,7 +13,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import NeuralEBM, _data_box
+from ._base import NeuralEBM, _data_box, evenly_spaced_rows
 from .energies import GaussianMixtureEnergy
 from .losses import nce_loss
 from .samplers import SAMPLERS
@@ -24,6 +24,8 @@ __all__ = ["NCEEBM"]
 _SIR_PROPOSALS = 64
 # The "gmm" noise: at most this many components, each with this many rows per feature.
 _MAX_COMPONENTS, _ROWS_PER_FEATURE = 8, 10
+# Rows the noise is fitted on, at most.
+_NOISE_FIT_ROWS = 20_000
 # Share of the noise drawn uniformly from the data box, whatever the noise family.
 _UNIFORM_FRACTION = 0.1
 
@@ -215,7 +217,9 @@ class NCEEBM(NeuralEBM):
             return _UniformBox(*box)
         if isinstance(self.noise, str):
             n_components = 1 if self.noise == "gaussian" else _mixture_components(*X.shape)
-            base = GaussianMixture(n_components, covariance_type="full", random_state=self._numpy_seed()).fit(X)
+            # EM costs grow with the rows; a mixture of up to 8 components needs no more than these.
+            rows = evenly_spaced_rows(X, _NOISE_FIT_ROWS)
+            base = GaussianMixture(n_components, covariance_type="full", random_state=self._numpy_seed()).fit(rows)
         else:
             try:
                 check_is_fitted(self.noise)

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import partition
-from ._base import BaseEBM, single_threaded
+from ._base import BaseEBM, single_threaded, warn_if_far_from_standardized
 from .energies import RBMEnergy
 from .samplers import RandomPool, bernoulli, gibbs_step, run_gibbs, sample_hidden, sample_visible
 
@@ -209,6 +209,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
     def _check_input(self, X):
         super()._check_input(X)
         _warn_outside_unit_interval(self, X)
+        if self.visible == "gaussian":  # unit variance: the data must be standardized
+            warn_if_far_from_standardized(self, X)
 
     def _new_module(self, n_features, box=None, generator=None):
         return RBMEnergy(n_features, self.n_components, self.visible, generator=generator)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import NeuralEBM
+from ._base import NeuralEBM, evenly_spaced_rows
 from .losses import (
     denoising_score_matching_loss,
     exact_score_matching_loss,
@@ -185,7 +185,8 @@ class ScoreMatchingEBM(NeuralEBM):
 
     def _initialize(self, X):
         self.method_ = self._auto_method(X.shape[1]) if self.method == "auto" else self.method
-        self.noise_std_ = relative_noise_scales(X) if self.noise_std == "auto" else self.noise_std
+        auto = self.noise_std == "auto"
+        self.noise_std_ = relative_noise_scales(evenly_spaced_rows(X)) if auto else self.noise_std
         super()._initialize(X)
 
     @staticmethod

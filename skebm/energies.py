@@ -458,7 +458,8 @@ def shrunk_gaussian_energy(X):
     Shrinking the sample covariance towards a multiple of the identity, by the
     amount that minimizes the expected squared error (Ledoit & Wolf, 2004),
     keeps the precision well conditioned when the rows are few for the
-    features, where the sample covariance would make every new row look far.
+    features, where the sample covariance would make every new row look far;
+    1e-6 is added to the variances, as ``GaussianMixture``'s ``reg_covar`` does.
 
     Examples
     --------
@@ -470,5 +471,7 @@ def shrunk_gaussian_energy(X):
     True
     """
     fitted = LedoitWolf().fit(X)
-    precision_cholesky = np.linalg.cholesky(fitted.precision_)
+    # As GaussianMixture's reg_covar: constant data (no spread to shrink towards) stays a density.
+    covariance = fitted.covariance_ + 1e-6 * np.eye(X.shape[1])
+    precision_cholesky = np.linalg.cholesky(np.linalg.inv(covariance))
     return GaussianMixtureEnergy(fitted.location_[None], precision_cholesky[None], np.ones(1))

@@ -1,6 +1,7 @@
 """The training loop of the base: the update budget that keeps a fit's cost independent of the rows."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -61,3 +62,25 @@ def test_the_budget_sets_the_epochs_the_rbm_schedule_decays_over(monkeypatch):
     # 10 batches an epoch: 4 epochs, and the linear schedule reaches its last quarter in the fourth.
     epoch_rates = sorted(set(rates), reverse=True)[:4]
     np.testing.assert_allclose(epoch_rates, 0.01 * np.array([1, 0.75, 0.5, 0.25]))
+
+
+@pytest.mark.parametrize("cls", [ContrastiveDivergenceEBM, ScoreMatchingEBM, NCEEBM, RBM])
+def test_data_far_from_standardized_gets_a_warning_that_says_what_to_do(cls):
+    params = {**ESTIMATORS[cls], "max_updates": 2}
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # standardized data: not a word
+        cls(**params).fit(X)
+    with pytest.warns(UserWarning, match="StandardScaler"):
+        cls(**params).fit(X * [1.0, 50.0, 1.0])
+    with pytest.warns(UserWarning, match="VarianceThreshold"):
+        cls(**params).fit(np.column_stack([X, np.full(200, 3.0)]))
+
+
+@pytest.mark.parametrize("cls", [ContrastiveDivergenceEBM, ScoreMatchingEBM])
+def test_a_gaussian_base_on_constant_columns_is_still_a_density(cls):
+    # Found by the property suite: the shrunk covariance of constant data was singular.
+    X = np.column_stack([np.random.default_rng(0).normal(size=50), np.full(50, 2.0)])
+    with pytest.warns(UserWarning, match="constant"):
+        model = cls(base="gaussian", max_updates=2, **ESTIMATORS[cls]).fit(X)
+    assert np.isfinite(model.score_samples(X)).all()

@@ -35,6 +35,7 @@ def settings_for(cls, valid):
         step_sizes = st.sampled_from([1e-3, 10.0, 1e6])
     common = {
         "max_iter": st.integers(1, 2),
+        "max_updates": st.one_of(st.none(), st.integers(1, 8)),
         "batch_size": st.integers(1, 16),
         "learning_rate": learning_rates,
         "contamination": st.sampled_from([0.01, 0.1, 0.5]),
@@ -55,12 +56,14 @@ def settings_for(cls, valid):
             "n_jumps": st.integers(0, 2),
             "buffer_size": st.integers(1, 64),
             "alpha": st.sampled_from([0.0, 0.01, 1.0]),
+            "base": st.sampled_from([None, "gaussian"]),
             "ais_steps": st.integers(1, 20),
         },
         ScoreMatchingEBM: {
             **neural,
             "method": st.sampled_from(["exact", "sliced", "sliced_vr", "denoising"]),
-            "noise_std": st.sampled_from([0.01, 0.3, 3.0]),
+            "noise_std": st.sampled_from(["auto", 0.01, 0.3, 3.0]),
+            "base": st.sampled_from([None, "gaussian"]),
             "ais_steps": st.integers(1, 20),
         },
         NCEEBM: {
