@@ -766,13 +766,13 @@ def check_interval(estimator, name):
 
 
 def evenly_spaced_rows(X, max_rows=100_000):
-    """At most about ``max_rows`` rows of ``X``, evenly spaced: a view, whatever the size of ``X``.
+    """At most ``max_rows`` rows of ``X``, evenly spaced: a view, whatever the size of ``X``.
 
     Summaries of the data (spreads, a Gaussian, a noise mixture) need far
     fewer rows than a large table has; even spacing covers a table sorted by
     any column.
     """
-    return X[:: max(1, len(X) // max_rows)]
+    return X[:: max(1, math.ceil(len(X) / max_rows))]
 
 
 def warn_if_far_from_standardized(estimator, X, max_rows=10_000):
