@@ -31,7 +31,7 @@ Prints one row per dataset (mean ROC-AUC over the seeds), the means over
 each half and over all datasets, and the median wall and CPU seconds of one fit.
 
 Run: ``python benchmarks/bench_outliers.py [--data DIR] [--only NAME ...] [--tables NAME ...]
-[--half selection|held-out] [--max-train N] [--seeds S ...]``.
+[--half selection|held-out] [--max-train N] [--seeds S ...] [--verbose]``.
 """
 
 import argparse
@@ -74,16 +74,16 @@ def kde_cv(seed):
     return GridSearchCV(KernelDensity(), {"bandwidth": bandwidths}, cv=3)
 
 
-def detectors(seed):
+def detectors(seed, verbose=0):
     """Name -> unfitted detector; each exposes ``score_samples`` (higher = more normal)."""
-    skebm = {"log_partition": None, "random_state": seed}
+    skebm = {"log_partition": None, "random_state": seed, "verbose": verbose}
     return {
         "IsolationForest": IsolationForest(random_state=seed),
         "GaussianMixture(8, full)": GaussianMixture(8, covariance_type="full", random_state=seed),
         "KernelDensity (CV)": kde_cv(seed),
         "LocalOutlierFactor": LocalOutlierFactor(novelty=True),
         "OneClassSVM": OneClassSVM(),
-        "NCEEBM": make_pipeline(StandardScaler(), NCEEBM(random_state=seed)),
+        "NCEEBM": make_pipeline(StandardScaler(), NCEEBM(random_state=seed, verbose=verbose)),
         "ContrastiveDivergenceEBM": make_pipeline(StandardScaler(), ContrastiveDivergenceEBM(**skebm)),
         "ScoreMatchingEBM": make_pipeline(StandardScaler(), ScoreMatchingEBM(**skebm)),
         "RBM (gaussian)": make_pipeline(StandardScaler(), RBM(visible="gaussian", **skebm)),
@@ -104,7 +104,7 @@ def table_name(path):
     return path.stem.split("_", 1)[1]
 
 
-def evaluate(path, only, max_train, seeds=SEEDS):
+def evaluate(path, only, max_train, seeds=SEEDS, verbose=0):
     data = np.load(path, allow_pickle=False)
     X, y = data["X"].astype(np.float64), data["y"].astype(int)
     aucs, times = {}, {}
@@ -114,7 +114,7 @@ def evaluate(path, only, max_train, seeds=SEEDS):
             X_train = X_train[np.random.default_rng(seed).choice(len(X_train), max_train, replace=False)]
         scaler = MinMaxScaler().fit(X_train)
         X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-        for name, detector in detectors(seed).items():
+        for name, detector in detectors(seed, verbose).items():
             if (only and name not in only) or (not only and name in OPT_IN):
                 continue
             wall, cpu, fitted = timed(lambda detector=detector, X_train=X_train: detector.fit(X_train))
@@ -131,6 +131,7 @@ def main():
     parser.add_argument("--half", choices=["selection", "held-out"], default=None, help="run one half's tables only")
     parser.add_argument("--max-train", type=int, default=10_000, help="rows of the training part (0: all)")
     parser.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS), help="split seeds (default: 1 2 3)")
+    parser.add_argument("--verbose", action="store_true", help="progress bars of the skebm fits")
     args = parser.parse_args()
     files = sorted(args.data.glob("*.npz")) if args.data.is_dir() else []
     files = [path for path in files if not args.tables or table_name(path) in args.tables]
@@ -144,7 +145,7 @@ def main():
     table, all_times = {}, {}
     for path in files:
         name = table_name(path)
-        table[name], times = evaluate(path, args.only, args.max_train, args.seeds)
+        table[name], times = evaluate(path, args.only, args.max_train, args.seeds, int(args.verbose))
         for detector, pairs in times.items():
             all_times.setdefault(detector, []).extend(pairs)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kilobytes on Linux

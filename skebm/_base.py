@@ -258,12 +258,12 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         n_epochs, rows_per_epoch = self._epoch_plan(len(data), n_epochs)
         self._begin_epochs(n_epochs)
         best = (math.inf, None, 0)  # validation loss, weights, epochs without improvement
-        progress = self._progress(n_epochs)
+        progress = self._progress(n_epochs * math.ceil(rows_per_epoch / self.batch_size))
         last_good = copy.deepcopy(self.module_.state_dict())
         first_averaged, average = n_epochs - self._n_averaged_epochs(n_epochs), None
         try:
             for epoch in range(n_epochs):
-                record = self._run_epoch(data, rows_per_epoch)
+                record = self._run_epoch(data, rows_per_epoch, progress)
                 if X_val is not None:
                     record.update(self._validation_metrics(self._as_tensor(X_val)))
                 self._check_finite(record)
@@ -272,8 +272,7 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
                 last_good = copy.deepcopy(self.module_.state_dict())
                 if epoch >= first_averaged:
                     average = _fold_into_mean(average, last_good, epoch - first_averaged)
-                progress.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k != "epoch"}, refresh=False)
-                progress.update()
+                progress.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k != "epoch"})
                 if X_val is not None:
                     best = self._early_stopping(best, record["val_loss"])
                     if best[2] >= self.n_iter_no_change:
@@ -321,10 +320,10 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             return val_loss, copy.deepcopy(self.module_.state_dict()), 0
         return best[0], best[1], best[2] + 1
 
-    def _progress(self, n_epochs):
+    def _progress(self, n_updates):
         from tqdm.auto import tqdm
 
-        return tqdm(total=n_epochs, disable=not self.verbose, desc=type(self).__name__, unit="epoch")
+        return tqdm(total=n_updates, disable=not self.verbose, desc=type(self).__name__, unit="update")
 
     def _split_validation(self, X):
         if self.validation_fraction is None:
@@ -335,8 +334,11 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         order = torch.randperm(len(X), generator=torch.Generator().manual_seed(0)).numpy()
         return X[order[n_val:]], X[order[:n_val]]
 
-    def _run_epoch(self, data, n_rows):
-        """One pass over ``n_rows`` rows of ``data`` drawn without replacement, in minibatches."""
+    def _run_epoch(self, data, n_rows, progress=None):
+        """One pass over ``n_rows`` rows of ``data`` drawn without replacement, in minibatches.
+
+        ``progress`` (a tqdm bar) advances by one per minibatch update.
+        """
         start = time.process_time(), time.perf_counter()
         order = torch.randperm(len(data), generator=self._generator, device=self.device_)[:n_rows]
         totals = {}
@@ -344,6 +346,8 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         for batch in data[order].split(self.batch_size):  # one gather per epoch; batches are views
             metrics = self._train_step(batch)
             self._check_finite(metrics)
+            if progress is not None:
+                progress.update()
             for key, value in metrics.items():
                 totals[key] = totals.get(key, 0.0) + value * len(batch)
         self.module_.eval()

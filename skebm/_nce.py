@@ -240,12 +240,12 @@ class NCEEBM(NeuralEBM):
         rows = _draw(self.noise_, n, np.random.RandomState(self._numpy_seed(generator)))
         return self._as_tensor(rows), self._as_tensor(self.noise_.score_samples(rows))
 
-    def _run_epoch(self, data, n_rows):
+    def _run_epoch(self, data, n_rows, progress=None):
         # Fresh noise for every epoch, handed out batch by batch.
         self._epoch_noise = self._draw_noise(n_rows * self.noise_ratio)
         self._noise_cursor = 0
         try:
-            return super()._run_epoch(data, n_rows)
+            return super()._run_epoch(data, n_rows, progress)
         finally:
             del self._epoch_noise, self._noise_cursor
 

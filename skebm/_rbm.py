@@ -278,13 +278,13 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         # After the last epoch (when log Z and the thresholds are set), the last epoch's rate.
         return rate * (1 - min(len(self.history_) - first, n_epochs - 1) / n_epochs)
 
-    def _run_epoch(self, data, n_rows):
+    def _run_epoch(self, data, n_rows, progress=None):
         # The parameter tensors are updated in place, so one view of them serves the whole epoch.
         self._epoch_rbm, self._epoch_learning_rate = self.module_.params(), self._learning_rate_now()
         try:
             # Inference mode: no autograd bookkeeping at all, which matters at these sizes.
             with torch.inference_mode():
-                record = super()._run_epoch(data, n_rows)
+                record = super()._run_epoch(data, n_rows, progress)
         finally:
             del self._epoch_rbm, self._epoch_learning_rate
         record["loss"] = self._monitor(data[:500])  # a fixed subset: comparable from epoch to epoch
