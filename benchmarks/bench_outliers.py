@@ -28,7 +28,8 @@ here until 2026-11-24) and eight of the other 23 (every third by ADBench
 number); HELD_OUT the remaining fifteen.
 
 Prints one row per dataset (mean ROC-AUC over the seeds), the means over
-each half and over all datasets, and the median wall and CPU seconds of one fit.
+each half and over all datasets with their range over the seeds (the
+mean over the tables taken per seed), and the median wall and CPU seconds of one fit.
 
 Run: ``python benchmarks/bench_outliers.py [--data DIR] [--only NAME ...] [--tables NAME ...]
 [--half selection|held-out] [--max-train N] [--seeds S ...] [--verbose]``.
@@ -120,7 +121,7 @@ def evaluate(path, only, max_train, seeds=SEEDS, verbose=0):
             wall, cpu, fitted = timed(lambda detector=detector, X_train=X_train: detector.fit(X_train))
             aucs.setdefault(name, []).append(roc_auc_score(y_test, anomaly_scores(fitted, X_test)))
             times.setdefault(name, []).append((wall, cpu))
-    return {name: float(np.mean(values)) for name, values in aucs.items()}, times
+    return aucs, times
 
 
 def main():
@@ -149,36 +150,45 @@ def main():
         for detector, pairs in times.items():
             all_times.setdefault(detector, []).extend(pairs)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kilobytes on Linux
-        print(name, {k: round(v, 3) for k, v in table[name].items()}, f"peak memory so far {peak:.2f} GB", flush=True)
+        means = {k: round(float(np.mean(v)), 3) for k, v in table[name].items()}
+        print(name, means, "per seed", table[name], f"peak memory so far {peak:.2f} GB", flush=True)
     print_table(table, all_times, args.seeds)
     return 0
 
 
 def print_table(table, all_times, seeds):
+    """``table[dataset][detector]`` holds one ROC-AUC per seed."""
     names = list(next(iter(table.values())))
     print(f"\nROC-AUC on the test part, mean over seeds {seeds} (higher is better)")
     print(f"{'dataset':<20}" + "".join(f"{name[:14]:>15}" for name in names))
     for dataset, row in table.items():
-        print(f"{dataset:<20}" + "".join(f"{row[name]:15.3f}" for name in names))
+        print(f"{dataset:<20}" + "".join(f"{np.mean(row[name]):15.3f}" for name in names))
     halves = {"mean selection": SELECTION, "mean held-out": HELD_OUT, "mean all": tuple(table)}
     for label, members in halves.items():
         rows = [row for dataset, row in table.items() if dataset in members]
         if not rows:
             continue
-        means = {name: np.mean([row[name] for row in rows]) for name in names}
-        print(f"{label + f' ({len(rows)})':<20}" + "".join(f"{means[name]:15.3f}" for name in names))
-        reference = means.get("IsolationForest")
+        # One mean over the tables per seed: the spread of the claim over seeds, not over tables.
+        per_seed = {name: np.mean([row[name] for row in rows], axis=0) for name in names}
+        print(f"{label + f' ({len(rows)})':<20}" + "".join(f"{per_seed[name].mean():15.3f}" for name in names))
+        print(f"{'  seed range':<20}" + "".join(f"{_range(per_seed[name]):>15}" for name in names))
+        reference = per_seed.get("IsolationForest")
         if reference is not None:
-            print(f"{'  - IForest':<20}" + "".join(f"{means[name] - reference:15.3f}" for name in names))
+            print(f"{'  - IForest':<20}" + "".join(f"{(per_seed[name] - reference).mean():15.3f}" for name in names))
+            print(f"{'  seed range':<20}" + "".join(f"{_range(per_seed[name] - reference):>15}" for name in names))
     if "IsolationForest" in names:
         # An inversion: a detector ranking anomalies as normal where IsolationForest ranks them well.
-        hard = [row for row in table.values() if row["IsolationForest"] > 0.7]
-        inversions = {name: sum(row[name] < 0.5 for row in hard) for name in names}
+        hard = [row for row in table.values() if np.mean(row["IsolationForest"]) > 0.7]
+        inversions = {name: sum(np.mean(row[name]) < 0.5 for row in hard) for name in names}
         print(f"{'AUC<.5, IF>.7':<20}" + "".join(f"{inversions[name]:15d}" for name in names))
     wall = {name: statistics.median(w for w, _ in all_times[name]) for name in names}
     cpu = {name: statistics.median(c for _, c in all_times[name]) for name in names}
     print(f"{'fit wall s':<20}" + "".join(f"{wall[name]:15.2f}" for name in names))
     print(f"{'fit cpu s':<20}" + "".join(f"{cpu[name]:15.2f}" for name in names))
+
+
+def _range(values):
+    return f"{min(values):.3f}..{max(values):.3f}"
 
 
 if __name__ == "__main__":
