@@ -7,6 +7,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from scipy.linalg import solve_triangular
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.mixture import GaussianMixture
@@ -28,6 +29,8 @@ _MAX_COMPONENTS, _ROWS_PER_FEATURE = 8, 10
 _NOISE_FIT_ROWS = 20_000
 # Share of the noise drawn uniformly from the data box, whatever the noise family.
 _UNIFORM_FRACTION = 0.1
+# The narrowest a noise component may be, as a fraction of the mean feature variance: see _widen_components.
+_RELATIVE_VARIANCE_FLOOR = 1e-2
 
 
 class NCEEBM(NeuralEBM):
@@ -60,7 +63,10 @@ class NCEEBM(NeuralEBM):
         each ten per feature), or any object with ``sample`` and
         ``score_samples`` (``KernelDensity``, ``GaussianMixture``, a fitted
         skebm model...), used as it is when fitted, fitted to ``X`` otherwise.
-        Except for ``"uniform"``, a tenth of the noise is drawn uniformly
+        The ``"gaussian"`` and ``"gmm"`` components are no narrower than a
+        tenth of a standard deviation on any axis (a variance of a hundredth
+        of the mean feature variance), so that repeated rows do not draw a
+        component into a spike. Except for ``"uniform"``, a tenth of the noise is drawn uniformly
         from the data box, so that the classifier sees every region where
         the energy could put mass and the learned ``log Z`` misses none.
     noise_ratio : int, default=8
@@ -220,6 +226,7 @@ class NCEEBM(NeuralEBM):
             # EM costs grow with the rows; a mixture of up to 8 components needs no more than these.
             rows = evenly_spaced_rows(X, _NOISE_FIT_ROWS)
             base = GaussianMixture(n_components, covariance_type="full", random_state=self._numpy_seed()).fit(rows)
+            _widen_components(base, _RELATIVE_VARIANCE_FLOOR * float(np.mean(np.var(rows, axis=0))))
         else:
             try:
                 check_is_fitted(self.noise)
@@ -311,6 +318,28 @@ def _mixture_components(n_samples, n_features):
     the energy built on it) turns into spikes at the training rows.
     """
     return max(1, min(_MAX_COMPONENTS, n_samples // (_ROWS_PER_FEATURE * n_features)))
+
+
+def _widen_components(gmm, floor):
+    """Widen each component of a fitted full-covariance mixture to a variance of at least ``floor`` on every axis.
+
+    EM's likelihood grows without bound as a component shrinks onto repeated
+    rows, so on tables with duplicates (http: attack rows repeated by the
+    thousand) a component collapses to a spike there, and the energy built on
+    it rates those rows the likeliest of all. With components at least a tenth
+    of a standard deviation wide (``floor`` a hundredth of the mean feature
+    variance) the noise stays a smooth cover of the data, and the network
+    learns the finer structure wherever data and noise differ. Components that
+    are wider already (the eight modes of the eight-Gaussians toy) are left
+    as they are.
+    """
+    values, vectors = np.linalg.eigh(gmm.covariances_)
+    covariances = (vectors * np.maximum(values, floor)[:, None, :]) @ vectors.transpose(0, 2, 1)
+    identity = np.eye(covariances.shape[1])
+    # The upper-triangular factors scikit-learn scores with: U with U U^T the precision.
+    factors = [solve_triangular(np.linalg.cholesky(c), identity, lower=True).T for c in covariances]
+    gmm.covariances_, gmm.precisions_cholesky_ = covariances, np.stack(factors)
+    gmm.precisions_ = gmm.precisions_cholesky_ @ gmm.precisions_cholesky_.transpose(0, 2, 1)
 
 
 class _WithUniform:

@@ -75,3 +75,16 @@ def test_loss_is_minimal_when_the_model_is_the_data_density():
         log_p = lambda x, s=scale: -0.5 * (x / s) ** 2 - np.log(s * np.sqrt(2 * np.pi))  # noqa: E731
         losses.append(float(nce_loss(log_p(data), log_q(data), log_p(noise), log_q(noise), 4)))
     assert losses[1] < losses[0] and losses[1] < losses[2]
+
+
+def test_noise_components_do_not_collapse_onto_repeated_rows():
+    # Forty copies of one row: EM's likelihood grows without bound as a component shrinks onto
+    # them, and the energy built on such a noise rates that row the likeliest by tens of nats.
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.standard_normal((400, 3)), np.full((40, 3), 2.0)])
+    model = NCEEBM(max_iter=1, random_state=0).fit(X)
+    floor = 1e-2 * X.var(axis=0).mean()
+    smallest = min(np.linalg.eigvalsh(c).min() for c in model.noise_.base.covariances_)
+    assert smallest >= floor * (1 - 1e-9)
+    # The densest the noise can be at the copies: all its mass in one Gaussian of that width.
+    assert model.noise_.score_samples(X[-1:])[0] <= -1.5 * np.log(2 * np.pi * floor)
