@@ -683,19 +683,19 @@ class NeuralEBM(GradientEBM):
 
     def _initialize(self, X):
         self.module_ = self._new_module(X.shape[1], _data_box(X, self.bounds), self._generator).to(self.device_)
-        if self._base_density() == "gaussian":
+        if self._base_density(X.shape[1]) == "gaussian":
             rows = evenly_spaced_rows(X)
             self.module_.network.base.load_state_dict(shrunk_gaussian_energy(rows).state_dict())
         self.optimizer_ = self._make_optimizer(self.module_.parameters())
 
-    def _base_density(self):
-        """Hook: the density fitted to the data under the network, ``"gaussian"`` or None (none here)."""
+    def _base_density(self, n_features):
+        """Hook: the density fitted to data of ``n_features`` under the network, ``"gaussian"`` or None (none here)."""
         return None
 
     def _new_module(self, n_features, box=None, generator=None):
         # With a base, a placeholder Gaussian of the right shapes: _initialize fits it, skebm.load reads it.
         base = None
-        if self._base_density() == "gaussian":
+        if self._base_density(n_features) == "gaussian":
             base = GaussianMixtureEnergy(np.zeros((1, n_features)), np.eye(n_features)[None], np.ones(1))
         return self._build_energy(n_features, box, generator, base)
 

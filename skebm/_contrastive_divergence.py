@@ -10,6 +10,10 @@ from ._base import NeuralEBM
 from .losses import contrastive_divergence_loss
 from .samplers import ReplayBuffer, advance_chain, run_chain, uniform_jump_step
 
+# base="auto" puts no base under an energy of this many features or fewer, where the chains and
+# their uniform jumps cover the box (and log Z is exact by quadrature).
+_NO_BASE_MAX_FEATURES = 2
+
 #: The image recipe of "Generative Deep Learning", chapter 7, for rows scaled to [-1, 1]:
 #: ``ContrastiveDivergenceEBM(image_shape=(1, 8, 8), **CHAPTER7_PARAMS)``. log Z is left
 #: out (``log_partition=None``): AIS in 64+ dimensions costs more than the fit.
@@ -95,11 +99,14 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         Fraction of chains restarted from uniform noise.
     data_noise : float, default=0.005
         Standard deviation of the Gaussian noise added to real data.
-    base : {"gaussian"} or None, default=None
+    base : {"auto", "gaussian"} or None, default="auto"
         ``"gaussian"``: the energy is ``-log q(x) + network(x)`` with ``q`` the
         Gaussian with the data's mean and Ledoit-Wolf shrunk covariance; the
         correction starts at zero, and ``alpha`` penalizes the correction
-        only, so the penalty never flattens the Gaussian's decay.
+        only, so the penalty never flattens the Gaussian's decay. ``"auto"``
+        is ``"gaussian"`` for the MLP energy on more than two features, where
+        short chains leave most of the space unvisited and the base decides
+        the energy there, and None otherwise.
     n_sample_steps : int, default=200
         MCMC steps :meth:`sample` runs from uniform noise.
     max_iter : int, default=50
@@ -178,7 +185,7 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         "buffer_size": [Interval(Integral, 1, None, closed="left")],
         "fresh_fraction": [Interval(Real, 0, 1, closed="both")],
         "data_noise": [Interval(Real, 0, None, closed="left")],
-        "base": [StrOptions({"gaussian"}), None],
+        "base": [StrOptions({"auto", "gaussian"}), None],
     }
 
     def __init__(
@@ -198,7 +205,7 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         buffer_size=8192,
         fresh_fraction=0.05,
         data_noise=0.005,
-        base=None,
+        base="auto",
         n_sample_steps=200,
         max_iter=50,
         max_updates=8000,
@@ -265,8 +272,13 @@ class ContrastiveDivergenceEBM(NeuralEBM):
             self.buffer_.push(fake)
         return fake, {key: rate for key, rate in rates.items() if rate is not None}
 
-    def _base_density(self):
-        return self.base
+    def _base_density(self, n_features):
+        if self.base != "auto":
+            return self.base
+        # Above two features the chains cannot visit the space and nearly every uniform jump is
+        # rejected: regions no negative reaches get the base's decay instead of whatever the
+        # network says there (on mnist, ROC-AUC 0.40 without a base, 0.87 with).
+        return "gaussian" if self.network == "mlp" and n_features > _NO_BASE_MAX_FEATURES else None
 
     def _divergence_advice(self):
         return (
@@ -303,7 +315,7 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         # The base is fixed, so the loss of the correction alone has the same contrast gradient,
         # and its penalty leaves the base's decay alone.
         correction = (real_energy, fake_energy)
-        if self.base is not None:
+        if self._base_density(self.n_features_in_) is not None:
             base = self.module_.network.base
             correction = (real_energy - base(real), fake_energy - base(fake))
         loss, parts = contrastive_divergence_loss(*correction, self.alpha)

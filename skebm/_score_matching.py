@@ -196,7 +196,7 @@ class ScoreMatchingEBM(NeuralEBM):
         # and the density smoothed at a fraction of each feature's spread ranks rows more reliably.
         return "exact" if n_features <= _UNSMOOTHED_MAX_FEATURES else "denoising"
 
-    def _base_density(self):
+    def _base_density(self, n_features):
         return self.base
 
     def _batch_loss(self, batch):

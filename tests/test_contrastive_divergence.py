@@ -9,7 +9,7 @@ from sklearn.model_selection import GridSearchCV
 
 from skebm import CHAPTER7_PARAMS, ContrastiveDivergenceEBM, DivergenceError
 from skebm.datasets import eight_gaussians_log_density, load_digits_scaled, make_eight_gaussians, make_moons
-from skebm.energies import BoxedEnergy, GaussianMixtureEnergy
+from skebm.energies import BoxedEnergy, GaussianMixtureEnergy, ResidualEnergy
 from skebm.metrics import mmd
 
 FAST = dict(hidden_layer_sizes=(32, 32), max_iter=3, n_sample_steps=20, buffer_size=512, ais_steps=50)
@@ -251,3 +251,15 @@ def test_refit_on_bad_input_keeps_the_previous_model(fitted, moons):
         est.fit(np.array([[0.0, 1.0, np.nan], [1.0, 2.0, 3.0]]))
     assert est.n_features_in_ == 2
     np.testing.assert_array_equal(est.score_samples(moons), before)
+
+
+@pytest.mark.parametrize("n_features, network, has_base", [(2, "mlp", False), (3, "mlp", True), (4, "conv", False)])
+def test_auto_base_is_gaussian_for_mlp_energies_above_two_features(n_features, network, has_base):
+    X = np.random.default_rng(0).standard_normal((64, n_features))
+    image = {"image_shape": (1, 2, 2)} if network == "conv" else {}
+    model = ContrastiveDivergenceEBM(
+        network=network, **image, max_iter=1, n_steps=2, log_partition=None, random_state=0
+    ).fit(X)
+    assert isinstance(model.module_.network, ResidualEnergy) is has_base
+    if has_base:  # the Gaussian fitted to the data
+        np.testing.assert_allclose(model.module_.network.base.means.numpy()[0], X.mean(axis=0), atol=1e-5)

@@ -56,7 +56,7 @@ def settings_for(cls, valid):
             "n_jumps": st.integers(0, 2),
             "buffer_size": st.integers(1, 64),
             "alpha": st.sampled_from([0.0, 0.01, 1.0]),
-            "base": st.sampled_from([None, "gaussian"]),
+            "base": st.sampled_from([None, "gaussian", "auto"]),
             "ais_steps": st.integers(1, 20),
         },
         ScoreMatchingEBM: {
