@@ -315,8 +315,8 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         # The base is fixed, so the loss of the correction alone has the same contrast gradient,
         # and its penalty leaves the base's decay alone.
         correction = (real_energy, fake_energy)
-        if self._base_density(self.n_features_in_) is not None:
-            base = self.module_.network.base
+        base = getattr(self.module_.network, "base", None)  # set when the network is a ResidualEnergy
+        if base is not None:
             correction = (real_energy - base(real), fake_energy - base(fake))
         loss, parts = contrastive_divergence_loss(*correction, self.alpha)
         metrics = {"loss": loss, **parts, "real_energy": real_energy.mean(), "fake_energy": fake_energy.mean()}
