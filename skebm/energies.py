@@ -252,14 +252,28 @@ class GaussianMixtureEnergy(nn.Module):
             raise ValueError(f"GaussianMixtureEnergy needs covariance_type='full'; got {gmm.covariance_type!r}.")
         return cls(gmm.means_, gmm.precisions_cholesky_, gmm.weights_)
 
-    def forward(self, x):
+    def _whitened_and_log_joint(self, x):
         # y_k = (x - mu_k) U_k with U_k U_k^T the precision: log N = log det U_k - |y_k|^2 / 2 - d/2 log 2 pi.
         y = torch.einsum("nd,kde->nke", x, self.precisions_cholesky) - torch.einsum(
             "kd,kde->ke", self.means, self.precisions_cholesky
         )
         log_det = torch.diagonal(self.precisions_cholesky, dim1=1, dim2=2).log().sum(-1)
         log_normal = log_det - 0.5 * (y * y).sum(-1) - 0.5 * x.shape[1] * math.log(2 * math.pi)
-        return -torch.logsumexp(self.log_weights + log_normal, dim=1)
+        return y, self.log_weights + log_normal
+
+    def forward(self, x):
+        return -torch.logsumexp(self._whitened_and_log_joint(x)[1], dim=1)
+
+    @torch.no_grad()
+    def energy_and_grad(self, x):
+        """Energies and their input gradient in closed form: ``sum_k r_k(x) P_k (x - mu_k)``.
+
+        ``r_k`` are the components' responsibilities; no autograd graph is built.
+        """
+        y, log_joint = self._whitened_and_log_joint(x)
+        responsibilities = torch.softmax(log_joint, dim=1)
+        grad = torch.einsum("nk,nke,kde->nd", responsibilities, y, self.precisions_cholesky)
+        return -torch.logsumexp(log_joint, dim=1), grad
 
 
 class ResidualEnergy(nn.Module):
@@ -288,6 +302,14 @@ class ResidualEnergy(nn.Module):
 
     def forward(self, x):
         return self.network(x) + self.base(x)
+
+    def energy_and_grad(self, x):
+        """Energies and input gradients, each part by its fast path when it has one."""
+        from .samplers import energy_and_grad
+
+        network_energy, network_grad = energy_and_grad(self.network, x)
+        base_energy, base_grad = energy_and_grad(self.base, x)
+        return network_energy + base_energy, network_grad + base_grad
 
 
 class BoxedEnergy(nn.Module):

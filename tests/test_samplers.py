@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from skebm.energies import QuadraticEnergy
+from skebm.energies import MLPEnergy, QuadraticEnergy
 from skebm.samplers import ReplayBuffer, energy_and_grad, make_kernel, run_chain, uniform_jump_step
 
 MEAN = np.array([1.0, -1.0])
@@ -75,12 +75,32 @@ def test_sampling_builds_no_parameter_gradients():
     assert all(p.requires_grad for p in energy.parameters())
 
 
-def test_fast_gradient_matches_autograd():
-    from skebm.energies import MLPEnergy
+def _mixture_energy(n_features):
+    from sklearn.mixture import GaussianMixture
 
+    from skebm.energies import GaussianMixtureEnergy
+
+    X = np.random.default_rng(0).normal(size=(200, n_features))
+    return GaussianMixtureEnergy.from_sklearn(GaussianMixture(3, random_state=0).fit(X))
+
+
+def _residual_energy(n_features):
+    from skebm.energies import ResidualEnergy
+
+    energy = ResidualEnergy(MLPEnergy(n_features, (16, 8)), _mixture_energy(n_features))
+    torch.nn.init.normal_(energy.network.output.weight)  # a non-zero correction, so both parts count
+    return energy
+
+
+@pytest.mark.parametrize(
+    "make_energy",
+    [lambda d: MLPEnergy(d, (16, 8)), _mixture_energy, _residual_energy],
+    ids=["mlp", "mixture", "residual"],
+)
+def test_fast_gradient_matches_autograd(make_energy):
     torch.manual_seed(0)
-    energy = MLPEnergy(3, (16, 8)).double()
-    x = torch.randn(20, 3, dtype=torch.float64)
+    energy = make_energy(3).double()
+    x = 2 * torch.randn(20, 3, dtype=torch.float64)
     fast_e, fast_g = energy_and_grad(energy, x)
     slow_e, slow_g = energy_and_grad(lambda z: energy(z), x)
     torch.testing.assert_close(fast_e, slow_e)
