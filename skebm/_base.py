@@ -9,9 +9,15 @@ outlier API. A subclass fills small hooks:
 - ``_new_module(n_features, box, generator)``: the untrained energy, sized by the
   parameters (what :func:`skebm.load` rebuilds a saved model's weights into);
 - ``_initialize(X)``: build ``module_`` (the energy) and any training state;
-- ``_train_step(batch)``: one update on a minibatch, returning its diagnostics;
+- ``_train_step(batch, epoch)``: one update on a minibatch, returning its diagnostics;
 - ``_validation_metrics(X_val)``: diagnostics on held-out rows, ``val_loss`` first;
 - ``_sample(n_samples, generator)``: draw from the model.
+
+and, where training needs state beyond one update, the epoch hooks: ``_fit_scope``
+(a context around the epochs of one call to ``fit``, yielding that call's state),
+``_begin_epoch`` (one epoch's state, handed to every ``_train_step``) and
+``_end_epoch`` (end-of-epoch diagnostics and checks). State lives in those
+contexts, never on ``self`` between calls, so no estimator overrides the loop.
 
 :class:`GradientEBM` fills the middle two for estimators trained by minimizing a
 differentiable loss with Adam (they write ``_batch_loss``), and
@@ -137,6 +143,9 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         "warm_start": ["boolean"],
     }
 
+    # Updates written by hand (no autograd) run under torch.inference_mode.
+    _updates_use_autograd = True
+
     # Attributes of a fitted model, saved before ``fit`` and restored if it fails. The generator is
     # part of it: a failed fit must not move the stream the next fit or sample() draws from.
     def _fitted_state(self):
@@ -240,9 +249,10 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """Hook: build ``module_`` (the energy) and any training state."""
 
     @abstractmethod
-    def _train_step(self, batch):
+    def _train_step(self, batch, epoch):
         """Hook: update the model on one minibatch; return its diagnostics.
 
+        ``epoch`` is what :meth:`_begin_epoch` returned for the current epoch.
         Diagnostics are floats, checked for divergence after every batch, or
         0-d tensors, summed on the device without a synchronization and
         checked at the end of the epoch.
@@ -255,19 +265,25 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _train(self, X, n_epochs):
         X_train, X_val = self._split_validation(X)
         data = self._as_tensor(X_train)
+        X_val = None if X_val is None else self._as_tensor(X_val)
         n_epochs, rows_per_epoch = self._epoch_plan(len(data), n_epochs)
-        self._begin_epochs(n_epochs)
-        best = (math.inf, None, 0)  # validation loss, weights, epochs without improvement
         progress = self._progress(n_epochs * math.ceil(rows_per_epoch / self.batch_size))
+        try:
+            with self._fit_scope(n_epochs) as run:
+                self._train_epochs(data, X_val, n_epochs, rows_per_epoch, run, progress)
+        finally:
+            progress.close()
+
+    def _train_epochs(self, data, X_val, n_epochs, rows_per_epoch, run, progress):
+        best = (math.inf, None, 0)  # validation loss, weights, epochs without improvement
         last_good = copy.deepcopy(self.module_.state_dict())
         first_averaged, average = n_epochs - self._n_averaged_epochs(n_epochs), None
         try:
             for epoch in range(n_epochs):
-                record = self._run_epoch(data, rows_per_epoch, progress)
+                record = self._run_epoch(data, rows_per_epoch, run, progress)
                 if X_val is not None:
-                    record.update(self._validation_metrics(self._as_tensor(X_val)))
+                    record.update(self._validation_metrics(X_val))
                 self._check_finite(record)
-                self._check_epoch(record, data)
                 self.history_.append(record)
                 last_good = copy.deepcopy(self.module_.state_dict())
                 if epoch >= first_averaged:
@@ -287,10 +303,8 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
                 f"Training interrupted after {len(self.history_)} epochs; the model keeps the weights of the "
                 "last completed epoch.",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=5,  # the caller of fit or partial_fit
             )
-        finally:
-            progress.close()
 
     def _epoch_plan(self, n_rows, n_epochs):
         """``(epochs, rows per epoch)``: ``n_epochs`` full passes, cut to the ``max_updates`` budget.
@@ -304,12 +318,28 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         epochs = max(1, min(n_epochs, self.max_updates // batches_per_epoch))
         return epochs, min(n_rows, self.max_updates * self.batch_size)
 
-    def _begin_epochs(self, n_epochs):
-        """Hook: called once before the ``n_epochs`` epochs of a call to ``fit`` or ``partial_fit``."""
+    def _fit_scope(self, n_epochs):
+        """Hook: a context manager around the ``n_epochs`` epochs of one call to ``fit`` or ``partial_fit``.
 
-    def _learning_rate_now(self):
-        """Hook: the learning rate the current epoch uses (``learning_rate`` unless scheduled or "auto")."""
-        return self.learning_rate
+        What it yields is handed to every :meth:`_begin_epoch` of the call
+        (nothing here).
+        """
+        return contextlib.nullcontext()
+
+    def _begin_epoch(self, run, n_rows):
+        """Hook: the state one epoch of ``n_rows`` rows shares, handed to each ``_train_step`` (None here).
+
+        ``run`` is what :meth:`_fit_scope` yielded. Called before the epoch's
+        rows are shuffled, so what it draws comes first in the random stream.
+        """
+        return None
+
+    def _end_epoch(self, record, data):
+        """Hook: add end-of-epoch diagnostics to ``record``, or refuse the epoch (call ``_diverged``).
+
+        ``data`` holds the training rows as a tensor. Called after the epoch's
+        updates and before the validation metrics.
+        """
 
     def _n_averaged_epochs(self, n_epochs):
         """Hook: how many of the last of ``n_epochs`` epochs are averaged into the fitted weights (none here)."""
@@ -334,27 +364,31 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         order = torch.randperm(len(X), generator=torch.Generator().manual_seed(0)).numpy()
         return X[order[n_val:]], X[order[:n_val]]
 
-    def _run_epoch(self, data, n_rows, progress=None):
+    def _run_epoch(self, data, n_rows, run, progress=None):
         """One pass over ``n_rows`` rows of ``data`` drawn without replacement, in minibatches.
 
         ``progress`` (a tqdm bar) advances by one per minibatch update.
         """
         start = time.process_time(), time.perf_counter()
+        epoch = self._begin_epoch(run, n_rows)
         order = torch.randperm(len(data), generator=self._generator, device=self.device_)[:n_rows]
         totals = {}
         self.module_.train()
-        for batch in data[order].split(self.batch_size):  # one gather per epoch; batches are views
-            metrics = self._train_step(batch)
-            self._check_finite(metrics)
-            if progress is not None:
-                progress.update()
-            for key, value in metrics.items():
-                totals[key] = totals.get(key, 0.0) + value * len(batch)
+        # Hand-written updates need no autograd bookkeeping at all, which matters at small sizes.
+        with contextlib.nullcontext() if self._updates_use_autograd else torch.inference_mode():
+            for batch in data[order].split(self.batch_size):  # one gather per epoch; batches are views
+                metrics = self._train_step(batch, epoch)
+                self._check_finite(metrics)
+                if progress is not None:
+                    progress.update()
+                for key, value in metrics.items():
+                    totals[key] = totals.get(key, 0.0) + value * len(batch)
         self.module_.eval()
         record = {"epoch": len(self.history_) + 1}
         record.update({key: float(value) / n_rows for key, value in totals.items()})
         record["cpu_time"] = time.process_time() - start[0]
         record["wall_time"] = time.perf_counter() - start[1]
+        self._end_epoch(record, data)
         return record
 
     def _check_finite(self, record):
@@ -367,12 +401,6 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         if bad:
             self._diverged(f"{', '.join(bad)} became non-finite or exceeded {_ENERGY_LIMIT:g} in magnitude")
 
-    def _check_epoch(self, record, data):
-        """Hook: refuse an epoch whose finite record still shows a runaway (call ``_diverged``).
-
-        ``data`` holds the training rows as a tensor.
-        """
-
     def _diverged(self, what, when=None):
         when = when or f"at epoch {len(self.history_) + 1}"
         raise DivergenceError(
@@ -383,9 +411,13 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _divergence_advice(self):
         """Hook: what to change after a divergence, in terms of this estimator's parameters."""
         return (
-            f"Lower learning_rate (now {self._learning_rate_now():g}) or standardize the features "
+            f"Lower learning_rate (now {self._learning_rate_in_use():g}) or standardize the features "
             "(sklearn.preprocessing.StandardScaler)"
         )
+
+    def _learning_rate_in_use(self):
+        # learning_rate_ is the resolved rate of the last epoch, where a subclass resolves "auto" or a schedule.
+        return getattr(self, "learning_rate_", self.learning_rate)
 
     # ----------------------------------------------------- after training
     def _finalize(self, X):
@@ -605,23 +637,24 @@ def _cpu_generator_state(generator):
 class GradientEBM(BaseEBM):
     """Base of the estimators trained by minimizing a differentiable loss with Adam.
 
-    A subclass writes ``_batch_loss(batch)``, returning the loss tensor of a
-    minibatch and a dict of its float diagnostics, and creates ``optimizer_``
-    with :meth:`_make_optimizer` in ``_initialize``.
+    A subclass writes ``_batch_loss(batch, epoch=None)``, returning the loss
+    tensor of a minibatch and a dict of its float diagnostics (``epoch`` is the
+    epoch's state, None for validation rows), and creates ``optimizer_`` with
+    :meth:`_make_optimizer` in ``_initialize``.
     """
 
     @abstractmethod
-    def _batch_loss(self, batch):
+    def _batch_loss(self, batch, epoch=None):
         """Hook: ``(loss tensor, dict of diagnostics)`` for one minibatch, as ``_train_step`` returns them."""
 
-    def _train(self, X, n_epochs):
+    def _fit_scope(self, n_epochs):
         # A warm start keeps Adam's moments but takes the learning rate set now.
         for group in self.optimizer_.param_groups:
             group["lr"] = self.learning_rate
-        super()._train(X, n_epochs)
+        return super()._fit_scope(n_epochs)
 
-    def _train_step(self, batch):
-        loss, metrics = self._batch_loss(batch)
+    def _train_step(self, batch, epoch):
+        loss, metrics = self._batch_loss(batch, epoch)
         self._check_finite(metrics)  # before the step, so a bad loss never reaches the weights
         self.optimizer_.zero_grad(set_to_none=True)
         loss.backward()

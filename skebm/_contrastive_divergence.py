@@ -307,9 +307,10 @@ class ContrastiveDivergenceEBM(NeuralEBM):
 
         return jump_then_step
 
-    def _batch_loss(self, batch):
+    def _batch_loss(self, batch, epoch=None):
         real = batch + self.data_noise * torch.randn(batch.shape, generator=self._generator, device=batch.device)
         real = torch.maximum(torch.minimum(real, self.module_.high), self.module_.low)
+        # Validation runs without gradients and leaves the buffer alone.
         fake, rates = self._negatives(len(batch), push=torch.is_grad_enabled())
         real_energy, fake_energy = self.module_(real), self.module_(fake)
         # The base is fixed, so the loss of the correction alone has the same contrast gradient,

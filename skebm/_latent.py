@@ -328,7 +328,7 @@ class LatentVariableEBM(TransformerMixin, GradientEBM):
             self.beta,
         )
 
-    def _check_epoch(self, record, data):
+    def _end_epoch(self, record, data):
         # The loss is the mean squared distance from the rows to the decoder's image. A decoder
         # that outputs the rows' mean scores their total variance, and training starts below or
         # near the first epoch's loss: ten times the larger of the two is a runaway. (At
@@ -341,7 +341,7 @@ class LatentVariableEBM(TransformerMixin, GradientEBM):
                 f"epoch's ({reference:.3g})"
             )
 
-    def _batch_loss(self, batch):
+    def _batch_loss(self, batch, epoch=None):
         loss = self.module_(batch).mean()
         return loss, {"loss": float(loss.detach())}
 

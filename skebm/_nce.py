@@ -248,16 +248,11 @@ class NCEEBM(NeuralEBM):
         rows = _draw(self.noise_, n, np.random.RandomState(self._numpy_seed(generator)))
         return self._as_tensor(rows), self._as_tensor(self.noise_.score_samples(rows))
 
-    def _run_epoch(self, data, n_rows, progress=None):
+    def _begin_epoch(self, run, n_rows):
         # Fresh noise for every epoch, handed out batch by batch.
-        self._epoch_noise = self._draw_noise(n_rows * self.noise_ratio)
-        self._noise_cursor = 0
-        try:
-            return super()._run_epoch(data, n_rows, progress)
-        finally:
-            del self._epoch_noise, self._noise_cursor
+        return _NoiseStream(*self._draw_noise(n_rows * self.noise_ratio))
 
-    def _check_epoch(self, record, data):
+    def _end_epoch(self, record, data):
         """Refuse an epoch whose loss is far worse than guessing from the noise ratio alone.
 
         The best classifier that ignores x says "data" with probability 1 / (1 + nu), for a loss
@@ -272,14 +267,9 @@ class NCEEBM(NeuralEBM):
                 f"the loss reached {record['loss']:.3g}, where guessing from the noise ratio scores {chance:.3g}"
             )
 
-    def _next_noise(self, n):
-        if not hasattr(self, "_epoch_noise"):  # validation: its own noise
-            return self._draw_noise(n)
-        start, self._noise_cursor = self._noise_cursor, self._noise_cursor + n
-        return tuple(t[start : start + n] for t in self._epoch_noise)
-
-    def _batch_loss(self, batch):
-        noise, log_q_noise = self._next_noise(len(batch) * self.noise_ratio)
+    def _batch_loss(self, batch, epoch=None):
+        n_noise = len(batch) * self.noise_ratio
+        noise, log_q_noise = epoch.take(n_noise) if epoch is not None else self._draw_noise(n_noise)
         log_q_data = self._as_tensor(self.noise_.score_samples(batch.double().cpu().numpy()))
         c = self.module_.log_normalizer
         log_p_data, log_p_noise = -self.module_(batch) - c, -self.module_(noise) - c
@@ -310,6 +300,17 @@ class NCEEBM(NeuralEBM):
         weights = torch.softmax(log_weights.reshape(n_samples, _SIR_PROPOSALS), dim=1)
         picks = torch.multinomial(weights, 1, generator=generator).squeeze(1)
         return proposals.reshape(n_samples, _SIR_PROPOSALS, -1)[torch.arange(n_samples), picks]
+
+
+class _NoiseStream:
+    """One epoch's noise rows and their log-densities, handed out in order, batch by batch."""
+
+    def __init__(self, rows, log_density):
+        self.rows, self.log_density, self.cursor = rows, log_density, 0
+
+    def take(self, n):
+        start, self.cursor = self.cursor, self.cursor + n
+        return self.rows[start : self.cursor], self.log_density[start : self.cursor]
 
 
 def _mixture_components(n_samples, n_features):

@@ -1,8 +1,10 @@
 """Restricted Boltzmann machines trained by CD-k or persistent CD."""
 
+import contextlib
 import functools
 import warnings
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -13,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import partition
 from ._base import BaseEBM, single_threaded, warn_if_far_from_standardized
-from .energies import RBMEnergy
+from .energies import RBMEnergy, RBMParams
 from .samplers import RandomPool, bernoulli, gibbs_step, run_gibbs, sample_hidden, sample_visible
 
 __all__ = ["RBM"]
@@ -115,13 +117,16 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         ``BernoulliRBM``'s ``h_samples_``.
     velocity_ : list of torch.Tensor
         Momentum buffers of the weights and biases.
+    learning_rate_ : float
+        The learning rate of the last epoch: ``learning_rate`` with "auto"
+        resolved and the schedule applied.
     log_partition_ : float
     log_partition_std_ : float
         Standard error of the AIS estimate (0 when exact).
     history_ : list of dict
         Per epoch: ``loss`` (negative pseudo-log-likelihood for Bernoulli
         units, squared reconstruction error for Gaussian ones, on up to 500
-        training rows), times, and with validation ``val_loss`` (the same on
+        training rows), ``learning_rate``, times, and with validation ``val_loss`` (the same on
         the held-out rows).
     offset_, decision_scores_, threshold_, labels_, n_features_in_, feature_names_in_
 
@@ -221,7 +226,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         # The chains' hidden states, as BernoulliRBM's h_samples_: all off at first.
         self.persistent_hidden_ = torch.zeros(self.batch_size, self.n_components, device=self.device_)
 
-    def _train_step(self, v):
+    def _train_step(self, v, epoch):
         """One stochastic gradient step on the CD estimate of the log-likelihood gradient.
 
         The gradient is written out rather than left to autograd: data
@@ -229,7 +234,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         the like for the biases. At the small batches RBMs train with, the cost
         is per-operation overhead, so data and negatives share one product.
         """
-        rbm, pool = self._epoch_rbm, self._pool
+        rbm, pool = epoch.rbm, epoch.pool
         h = self.persistent_hidden_ if self.method == "pcd" else sample_hidden(rbm, v, pool)
         negatives = sample_visible(rbm, h, pool)
         for _ in range(self.n_gibbs_steps - 1):
@@ -252,43 +257,35 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         if self.momentum:
             torch._foreach_add_(ascent, self.velocity_, alpha=self.momentum)
             self.velocity_ = ascent
-        torch._foreach_add_(list(rbm[:3]), ascent, alpha=self._epoch_learning_rate)
+        torch._foreach_add_(list(rbm[:3]), ascent, alpha=epoch.learning_rate)
         return {}
 
-    def _begin_epochs(self, n_epochs):
-        self._schedule = (len(self.history_), n_epochs)  # first epoch and length of this call
+    # The gradient is written out (see _train_step): no autograd bookkeeping at all.
+    _updates_use_autograd = False
 
-    def _train(self, X, n_epochs):
-        self._pool = RandomPool(self._generator)
-        work = 2 * self.batch_size * X.shape[1] * self.n_components  # multiply-adds of the largest product
-        try:
-            with single_threaded(self.device_.type == "cpu" and work < 1e6):
-                super()._train(X, n_epochs)
-        finally:
-            del self._pool
+    @contextlib.contextmanager
+    def _fit_scope(self, n_epochs):
+        work = 2 * self.batch_size * self.n_features_in_ * self.n_components  # multiply-adds of the largest product
+        with single_threaded(self.device_.type == "cpu" and work < 1e6):
+            yield _Run(RandomPool(self._generator), first_epoch=len(self.history_), n_epochs=n_epochs)
 
-    def _learning_rate_now(self):
+    def _begin_epoch(self, run, n_rows):
+        self.learning_rate_ = self._scheduled_learning_rate(run)
+        # The parameter tensors are updated in place, so one view of them serves the whole epoch.
+        return _Epoch(self.module_.params(), self.learning_rate_, run.pool)
+
+    def _scheduled_learning_rate(self, run):
         """``learning_rate``, falling linearly over the epochs of this call to ``fit`` if so scheduled."""
         rate = self.learning_rate
         if rate == "auto":
             rate = 0.1 if self.visible == "bernoulli" else 0.01
         if self.learning_rate_schedule == "constant":
             return rate
-        first, n_epochs = self._schedule
-        # After the last epoch (when log Z and the thresholds are set), the last epoch's rate.
-        return rate * (1 - min(len(self.history_) - first, n_epochs - 1) / n_epochs)
+        return rate * (1 - (len(self.history_) - run.first_epoch) / run.n_epochs)
 
-    def _run_epoch(self, data, n_rows, progress=None):
-        # The parameter tensors are updated in place, so one view of them serves the whole epoch.
-        self._epoch_rbm, self._epoch_learning_rate = self.module_.params(), self._learning_rate_now()
-        try:
-            # Inference mode: no autograd bookkeeping at all, which matters at these sizes.
-            with torch.inference_mode():
-                record = super()._run_epoch(data, n_rows, progress)
-        finally:
-            del self._epoch_rbm, self._epoch_learning_rate
+    def _end_epoch(self, record, data):
+        record["learning_rate"] = self.learning_rate_
         record["loss"] = self._monitor(data[:500])  # a fixed subset: comparable from epoch to epoch
-        return record
 
     def _validation_metrics(self, X_val):
         return {"val_loss": self._monitor(X_val)}
@@ -424,6 +421,22 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
 
 
 @functools.lru_cache(maxsize=16)
+class _Run(NamedTuple):
+    """What the epochs of one call to ``fit`` share."""
+
+    pool: RandomPool
+    first_epoch: int
+    n_epochs: int
+
+
+class _Epoch(NamedTuple):
+    """What the updates of one epoch share."""
+
+    rbm: RBMParams
+    learning_rate: float
+    pool: RandomPool
+
+
 def _signed_means(n_data, n_negatives, device):
     """Row weights, as a column and a row, that turn sums into ``mean over data - mean over negatives``."""
     row = torch.cat([torch.full((n_data,), 1.0 / n_data), torch.full((n_negatives,), -1.0 / n_negatives)]).to(device)

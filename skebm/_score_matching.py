@@ -199,7 +199,7 @@ class ScoreMatchingEBM(NeuralEBM):
     def _base_density(self, n_features):
         return self.base
 
-    def _batch_loss(self, batch):
+    def _batch_loss(self, batch, epoch=None):
         loss = self._loss(batch)
         return loss, {"loss": float(loss.detach())}
 

@@ -204,10 +204,10 @@ def test_keyboard_interrupt_keeps_the_last_good_epoch(moons, monkeypatch):
     est = ContrastiveDivergenceEBM(random_state=0, **{**FAST, "max_iter": 5})
     original = ContrastiveDivergenceEBM._run_epoch
 
-    def interrupted(self, data, n_rows, progress=None):
+    def interrupted(self, *args, **kwargs):
         if len(self.history_) == 2:
             raise KeyboardInterrupt
-        return original(self, data, n_rows, progress)
+        return original(self, *args, **kwargs)
 
     monkeypatch.setattr(ContrastiveDivergenceEBM, "_run_epoch", interrupted)
     with pytest.warns(RuntimeWarning, match="interrupted after 2 epochs"):
