@@ -151,6 +151,8 @@ class ContrastiveDivergenceEBM(NeuralEBM):
     ----------
     module_ : torch.nn.Module
         The fitted energy (:class:`~skebm.energies.BoxedEnergy`).
+    base_ : {"gaussian"} or None
+        The base density under the network, with ``base="auto"`` resolved.
     history_ : list of dict
         Per epoch: ``loss``, ``cdiv``, ``reg``, ``real_energy``,
         ``fake_energy``, ``acceptance_rate`` (MALA, HMC, Metropolis),
@@ -254,6 +256,7 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         self.warm_start = warm_start
 
     def _initialize(self, X):
+        self.base_ = self._base_density(X.shape[1])
         super()._initialize(X)
         self.buffer_ = ReplayBuffer(
             self.buffer_size, X.shape[1], self.module_.uniform_noise, self.fresh_fraction, self.device_

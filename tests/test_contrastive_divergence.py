@@ -261,5 +261,6 @@ def test_auto_base_is_gaussian_for_mlp_energies_above_two_features(n_features, n
         network=network, **image, max_iter=1, n_steps=2, log_partition=None, random_state=0
     ).fit(X)
     assert isinstance(model.module_.network, ResidualEnergy) is has_base
+    assert model.base_ == ("gaussian" if has_base else None)
     if has_base:  # the Gaussian fitted to the data
         np.testing.assert_allclose(model.module_.network.base.means.numpy()[0], X.mean(axis=0), atol=1e-5)
