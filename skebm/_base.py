@@ -39,7 +39,7 @@ import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import partition
 from .energies import (
@@ -160,7 +160,7 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             setattr(self, key, value)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit the energy to ``X`` for ``max_iter`` epochs.
 
         Parameters
@@ -169,6 +169,14 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             Training rows (images as flat rows, see ``image_shape``).
         y : None
             Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the rows. Minibatches draw rows with
+            probabilities proportional to their weights (with replacement),
+            what is fitted to the data before training (the box, a base
+            density, noise, noise scales) is fitted to a resample of the rows
+            drawn the same way, and ``offset_`` is a weighted quantile. A zero
+            weight is the same as leaving the row out, and equal weights the
+            same as None; validation rows are scored unweighted.
 
         Returns
         -------
@@ -176,9 +184,10 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             The fitted estimator.
         """
         self._validate_params()
-        return self._fit_epochs(X, self.max_iter, reset=not (self.warm_start and hasattr(self, "module_")))
+        reset = not (self.warm_start and hasattr(self, "module_"))
+        return self._fit_epochs(X, self.max_iter, reset, sample_weight)
 
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y=None, sample_weight=None):
         """Train for one epoch on ``X``, initializing the model on the first call.
 
         Parameters
@@ -186,6 +195,8 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         X : array-like of shape (n_samples, n_features)
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the rows, as in :meth:`fit`.
 
         Returns
         -------
@@ -194,30 +205,39 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         reset = not hasattr(self, "module_")
         if reset:
             self._validate_params()
-        return self._fit_epochs(X, 1, reset)
+        return self._fit_epochs(X, 1, reset, sample_weight)
 
-    def _fit_epochs(self, X, n_epochs, reset):
+    def _fit_epochs(self, X, n_epochs, reset, sample_weight=None):
         # Any failure, from bad input to divergence or Ctrl-C while log Z and the thresholds are
         # computed, leaves the previous fit as it was: never new weights beside an old log Z.
         # (Ctrl-C during the epochs is handled by _train: the model keeps its last complete epoch.)
         saved = copy.deepcopy(self._fitted_state())
         try:
             X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset, ensure_min_samples=2)
+            X, weights = _rows_with_weight(X, sample_weight)
             if reset:
                 self._check_input(X)
-                self._start(X)
-            self._train(X, n_epochs)
-            self._finalize(X)
+                self._start(X, weights)
+            self._train(X, n_epochs, weights)
+            self._finalize(X, weights)
         except BaseException:
             self._restore_state(saved)
             raise
         return self
 
-    def _start(self, X):
+    def _start(self, X, weights=None):
         self.device_ = resolve_device(self.device)
         self._generator = make_generator(self.random_state, self.device_)
+        if weights is not None:  # summaries of the data see the weighted distribution
+            X = X[self._weighted_draw(self._as_tensor(weights, torch.float64), len(X)).cpu().numpy()]
         self._initialize(X)
         self.history_ = []
+
+    def _weighted_draw(self, weights, n):
+        """``n`` row indices drawn with replacement, with probabilities proportional to ``weights`` (a tensor)."""
+        cumulative = torch.cumsum(weights, 0)
+        u = torch.rand(n, generator=self._generator, device=self.device_, dtype=torch.float64) * cumulative[-1]
+        return torch.searchsorted(cumulative, u, right=True).clamp_(max=len(weights) - 1)
 
     def _check_input(self, X):
         """Hook: checks of X that depend on parameters (such as ``image_shape``).
@@ -262,25 +282,26 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _validation_metrics(self, X_val):
         """Hook: diagnostics of held-out rows (a tensor); ``val_loss`` drives early stopping."""
 
-    def _train(self, X, n_epochs):
-        X_train, X_val = self._split_validation(X)
+    def _train(self, X, n_epochs, weights=None):
+        X_train, X_val, weights = self._split_validation(X, weights)
         data = self._as_tensor(X_train)
+        weights = None if weights is None else self._as_tensor(weights, torch.float64)
         X_val = None if X_val is None else self._as_tensor(X_val)
         n_epochs, rows_per_epoch = self._epoch_plan(len(data), n_epochs)
         progress = self._progress(n_epochs * math.ceil(rows_per_epoch / self.batch_size))
         try:
             with self._fit_scope(n_epochs) as run:
-                self._train_epochs(data, X_val, n_epochs, rows_per_epoch, run, progress)
+                self._train_epochs(data, weights, X_val, n_epochs, rows_per_epoch, run, progress)
         finally:
             progress.close()
 
-    def _train_epochs(self, data, X_val, n_epochs, rows_per_epoch, run, progress):
+    def _train_epochs(self, data, weights, X_val, n_epochs, rows_per_epoch, run, progress):
         best = (math.inf, None, 0)  # validation loss, weights, epochs without improvement
         last_good = copy.deepcopy(self.module_.state_dict())
         first_averaged, average = n_epochs - self._n_averaged_epochs(n_epochs), None
         try:
             for epoch in range(n_epochs):
-                record = self._run_epoch(data, rows_per_epoch, run, progress)
+                record = self._run_epoch(data, weights, rows_per_epoch, run, progress)
                 if X_val is not None:
                     record.update(self._validation_metrics(X_val))
                 self._check_finite(record)
@@ -355,23 +376,29 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
 
         return tqdm(total=n_updates, disable=not self.verbose, desc=type(self).__name__, unit="update")
 
-    def _split_validation(self, X):
+    def _split_validation(self, X, weights=None):
+        """``(training rows, validation rows or None, training weights or None)``."""
         if self.validation_fraction is None:
-            return X, None
+            return X, None, weights
         n_val = max(1, round(self.validation_fraction * len(X)))
         if len(X) - n_val < 1:
             raise ValueError(f"validation_fraction={self.validation_fraction} leaves no training rows.")
         order = torch.randperm(len(X), generator=torch.Generator().manual_seed(0)).numpy()
-        return X[order[n_val:]], X[order[:n_val]]
+        return X[order[n_val:]], X[order[:n_val]], None if weights is None else weights[order[n_val:]]
 
-    def _run_epoch(self, data, n_rows, run, progress=None):
-        """One pass over ``n_rows`` rows of ``data`` drawn without replacement, in minibatches.
+    def _run_epoch(self, data, weights, n_rows, run, progress=None):
+        """One pass over ``n_rows`` rows of ``data`` in minibatches.
 
-        ``progress`` (a tqdm bar) advances by one per minibatch update.
+        The rows are drawn without replacement, or with replacement with
+        probabilities proportional to ``weights`` when given. ``progress`` (a
+        tqdm bar) advances by one per minibatch update.
         """
         start = time.process_time(), time.perf_counter()
         epoch = self._begin_epoch(run, n_rows)
-        order = torch.randperm(len(data), generator=self._generator, device=self.device_)[:n_rows]
+        if weights is None:
+            order = torch.randperm(len(data), generator=self._generator, device=self.device_)[:n_rows]
+        else:
+            order = self._weighted_draw(weights, n_rows)
         totals = {}
         self.module_.train()
         # Hand-written updates need no autograd bookkeeping at all, which matters at small sizes.
@@ -420,12 +447,12 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         return getattr(self, "learning_rate_", self.learning_rate)
 
     # ----------------------------------------------------- after training
-    def _finalize(self, X):
+    def _finalize(self, X, weights=None):
         self.n_iter_ = len(self.history_)
         self.log_partition_, self.log_partition_std_ = self._compute_log_partition(X)
         if not math.isfinite(self.log_partition_):
             self._diverged(f"log Z of the fitted energy is {self.log_partition_}", "after its last epoch")
-        self._set_outlier_thresholds(X)
+        self._set_outlier_thresholds(X, weights)
 
     def _compute_log_partition(self, X):
         """``(log Z, its standard error)`` of the fitted energy, by the method ``log_partition`` asks for."""
@@ -454,7 +481,7 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _quadrature_box(self):
         return self.module_.support_box()
 
-    def _set_outlier_thresholds(self, X):
+    def _set_outlier_thresholds(self, X, weights=None):
         energies = self.energy(X)
         # A loss can stay finite while the energy runs away (Adam with a huge step): the training
         # rows' energies are the last check before a model is handed over.
@@ -463,7 +490,11 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             what = f"the energies of the training rows reach {largest:.3g} (healthy fits stay within tens)"
             self._diverged(what, "after its last epoch")
         scores = -energies - self.log_partition_
-        self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+        self.offset_ = (
+            float(np.percentile(scores, 100.0 * self.contamination))
+            if weights is None
+            else _weighted_quantile(scores, weights, self.contamination)
+        )
         # PyOD's view of the same fit: higher decision score = more abnormal.
         self.decision_scores_ = energies
         self.threshold_ = -self.offset_ - self.log_partition_
@@ -769,6 +800,32 @@ class NeuralEBM(GradientEBM):
             grad_clip=self.grad_clip,
             bounds=self.module_.bounds(),
         )
+
+
+def _rows_with_weight(X, sample_weight):
+    """``X`` without its zero-weight rows, and their weights: None when there are none or all are equal.
+
+    Dropping the zero-weight rows makes a zero weight the same as an absent row, and equal
+    weights take the unweighted path, so neither changes a fitted model.
+    """
+    if sample_weight is None:
+        return X, None
+    weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    if not np.all(np.isfinite(weights)):
+        raise ValueError("sample_weight must be finite.")
+    keep = weights > 0
+    if not keep.all():
+        X, weights = X[keep], weights[keep]
+    if len(X) < 2:
+        raise ValueError(f"sample_weight leaves {len(X)} row(s) with a positive weight; fitting needs at least 2.")
+    return X, None if np.all(weights == weights[0]) else weights
+
+
+def _weighted_quantile(values, weights, q):
+    """The smallest value with at least a fraction ``q`` of the total weight at or below it."""
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, q * cumulative[-1])])
 
 
 def _fold_into_mean(mean, state, n_before):

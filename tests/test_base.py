@@ -1,10 +1,13 @@
-"""The training loop of the base: the update budget that keeps a fit's cost independent of the rows."""
+"""The training loop of the base: the update budget, sample weights, data checks."""
 
 import math
 import warnings
 
 import numpy as np
 import pytest
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from skebm import NCEEBM, RBM, ContrastiveDivergenceEBM, LatentVariableEBM, ScoreMatchingEBM
 
@@ -83,3 +86,76 @@ def test_a_gaussian_base_on_constant_columns_is_still_a_density(cls):
     with pytest.warns(UserWarning, match="constant"):
         model = cls(base="gaussian", max_updates=2, **ESTIMATORS[cls]).fit(X)
     assert np.isfinite(model.score_samples(X)).all()
+
+
+def _weighted_case(cls, **params):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 2))
+    return cls(max_iter=2, random_state=0, **{**ESTIMATORS[cls], **params}), X
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_zero_weights_are_absent_rows_and_equal_weights_are_no_weights(cls):
+    model, X = _weighted_case(cls)
+    weights = np.where(np.arange(len(X)) % 3 == 0, 0.0, 2.5)
+    unweighted = clone(model).fit(X[weights > 0])
+    weighted = clone(model).fit(X, sample_weight=weights)
+    np.testing.assert_array_equal(weighted.score_samples(X), unweighted.score_samples(X))
+    np.testing.assert_array_equal(weighted.sample(4, random_state=0), unweighted.sample(4, random_state=0))
+    assert weighted.offset_ == unweighted.offset_
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_minibatches_draw_rows_in_proportion_to_their_weights(cls, monkeypatch):
+    drawn = []
+    original = cls._train_step
+
+    def recorded(self, batch, epoch):
+        drawn.append(batch[:, 0].numpy().copy())
+        return original(self, batch, epoch)
+
+    monkeypatch.setattr(cls, "_train_step", recorded)
+    model, X = _weighted_case(cls, max_updates=50, batch_size=32)
+    X[:, 0] = np.abs(X[:, 0]) * np.where(np.arange(len(X)) < 60, -1, 1)  # the first half has x0 < 0
+    weights = np.where(X[:, 0] < 0, 3.0, 1.0)
+    model.fit(X, sample_weight=weights)
+    drawn = np.concatenate(drawn)
+    # Each draw lands in the first half with probability 3/4: four binomial standard errors.
+    share = np.mean(drawn < 0)
+    assert abs(share - 0.75) < 4 * math.sqrt(0.75 * 0.25 / len(drawn))
+
+
+def test_the_threshold_is_a_weighted_quantile():
+    model, X = _weighted_case(ScoreMatchingEBM, contamination=0.1)
+    weights = np.random.default_rng(1).uniform(0.1, 5.0, size=len(X))
+    model.fit(X, sample_weight=weights)
+    scores = model.score_samples(X)
+    below, at_or_below = weights[scores < model.offset_].sum(), weights[scores <= model.offset_].sum()
+    assert below < 0.1 * weights.sum() <= at_or_below
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        (-np.ones(120), "(?i)negative"),
+        (np.ones(7), "inconsistent|shape"),
+        (np.full(120, np.nan), "NaN|finite"),
+        (np.r_[1.0, np.zeros(119)], "at least 2"),
+    ],
+)
+def test_bad_sample_weight_is_refused_and_keeps_the_model(weights, message):
+    model, X = _weighted_case(ScoreMatchingEBM)
+    model.fit(X)
+    before = model.score_samples(X)
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, sample_weight=weights)
+    np.testing.assert_array_equal(model.score_samples(X), before)
+
+
+def test_sample_weight_reaches_the_estimator_in_a_pipeline():
+    model, X = _weighted_case(ScoreMatchingEBM)
+    weights = np.where(np.arange(len(X)) % 2 == 0, 0.0, 1.0)
+    pipeline = make_pipeline(StandardScaler(), clone(model)).fit(X, scorematchingebm__sample_weight=weights)
+    scaled = pipeline[0].transform(X)
+    direct = model.fit(scaled, sample_weight=weights)
+    np.testing.assert_array_equal(pipeline.score_samples(X), direct.score_samples(scaled))

@@ -69,7 +69,7 @@ def test_ctrl_c_while_log_z_is_computed_keeps_the_previous_fit(cls, monkeypatch)
 
 
 def test_ctrl_c_while_thresholds_are_set_on_a_first_fit_leaves_it_unfitted(monkeypatch):
-    def interrupted(self, X):
+    def interrupted(self, *args):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(NCEEBM, "_set_outlier_thresholds", interrupted)
