@@ -7,7 +7,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import TransformerMixin
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
@@ -165,7 +165,7 @@ class LatentEnergy(nn.Module):
         return self.reduce_over_grid(y, soft_min)
 
 
-class LatentVariableEBM(TransformerMixin, GradientEBM):
+class LatentVariableEBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, GradientEBM):
     """Energy ``E(y, z) = |y - g(z)|^2`` with a latent ``z`` and free-energy inference.
 
     Some outputs are not a function of anything observed: a point of an
@@ -367,6 +367,10 @@ class LatentVariableEBM(TransformerMixin, GradientEBM):
         free_energy : ndarray of shape (n_samples,), float64
         """
         return self.energy(Y)
+
+    @property
+    def _n_features_out(self):
+        return self.latent_dim
 
     def transform(self, Y):
         """The inferred latents ``z_check = argmin_z E(y, z)``.

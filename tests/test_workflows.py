@@ -215,3 +215,20 @@ def test_defaults_do_not_invert_anomaly_rankings_on_real_tables(cls, name):
         params["log_partition"] = None
     detector = make_pipeline(StandardScaler(), cls(random_state=0, **params)).fit(X_train)
     assert roc_auc_score(y_test, -detector.score_samples(X_test)) > 0.5
+
+
+@pytest.mark.parametrize(
+    "make_model, X, prefix",
+    [
+        (lambda: RBM(n_components=3, max_iter=1, log_partition=None, random_state=0), "digits", "rbm"),
+        (lambda: LatentVariableEBM(max_iter=1, n_grid=64, random_state=0), "ellipse", "latentvariableebm"),
+    ],
+)
+def test_transform_follows_set_output(make_model, X, prefix):
+    pd = pytest.importorskip("pandas", reason="set_output(transform='pandas') needs pandas")
+    X = (np.random.default_rng(0).random((40, 6)) > 0.5).astype(float) if X == "digits" else make_ellipse(40)
+    model = make_model().set_output(transform="pandas").fit(X)
+    Z = model.transform(X)
+    assert isinstance(Z, pd.DataFrame)
+    assert list(Z.columns) == [f"{prefix}{i}" for i in range(Z.shape[1])]
+    np.testing.assert_array_equal(Z.to_numpy(), model.set_output(transform="default").transform(X))
