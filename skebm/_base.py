@@ -26,9 +26,12 @@ differentiable loss with Adam (they write ``_batch_loss``), and
 
 import contextlib
 import copy
+import inspect
 import io
 import math
 import numbers
+import os
+import sys
 import time
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -37,6 +40,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.callback import CallbackSupportMixin, with_callbacks
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
@@ -97,6 +101,24 @@ def resolve_device(device):
     return resolved
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_CALLBACK_WRAPPER_FILE = os.path.abspath(inspect.getfile(with_callbacks))
+
+
+def user_stacklevel():
+    """The ``stacklevel`` that points a warning at the first frame outside skebm: the user's call.
+
+    Counted from the function that calls this one and then ``warnings.warn``.
+    Frames of scikit-learn's callback wrapper around ``fit`` count as skebm's.
+    """
+    frame, level = sys._getframe(2), 2
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(_PACKAGE_DIR) or frame.f_code.co_filename == _CALLBACK_WRAPPER_FILE
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 @contextlib.contextmanager
 def single_threaded(condition):
     """Run the block with one intra-op thread on the CPU when ``condition`` holds.
@@ -124,7 +146,7 @@ def make_generator(random_state, device):
     return torch.Generator(device=device).manual_seed(seed)
 
 
-class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
+class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of the skebm estimators; see the module docstring for the hooks."""
 
     _parameter_constraints = {
@@ -160,6 +182,7 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             setattr(self, key, value)
 
     # ------------------------------------------------------------------ fit
+    @with_callbacks
     def fit(self, X, y=None, sample_weight=None):
         """Fit the energy to ``X`` for ``max_iter`` epochs.
 
@@ -187,6 +210,7 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         reset = not (self.warm_start and hasattr(self, "module_"))
         return self._fit_epochs(X, self.max_iter, reset, sample_weight)
 
+    @with_callbacks
     def partial_fit(self, X, y=None, sample_weight=None):
         """Train for one epoch on ``X``, initializing the model on the first call.
 
@@ -215,11 +239,15 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         try:
             X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset, ensure_min_samples=2)
             X, weights = _rows_with_weight(X, sample_weight)
+            context = self._init_callback_context(max_subtasks=n_epochs)
+            metadata = None if weights is None else {"sample_weight": weights}
+            context.call_on_fit_task_begin(estimator=self, X=X, y=_placeholder_y(X), metadata=metadata)
             if reset:
                 self._check_input(X)
                 self._start(X, weights)
-            self._train(X, n_epochs, weights)
+            self._train(X, n_epochs, weights, context)
             self._finalize(X, weights)
+            context.call_on_fit_task_end(estimator=self, X=X, y=_placeholder_y(X), reconstruction_attributes={})
         except BaseException:
             self._restore_state(saved)
             raise
@@ -282,25 +310,27 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _validation_metrics(self, X_val):
         """Hook: diagnostics of held-out rows (a tensor); ``val_loss`` drives early stopping."""
 
-    def _train(self, X, n_epochs, weights=None):
+    def _train(self, X, n_epochs, weights, context):
         X_train, X_val, weights = self._split_validation(X, weights)
         data = self._as_tensor(X_train)
         weights = None if weights is None else self._as_tensor(weights, torch.float64)
+        monitor = _EpochMonitor(self, context, X, X_train if X_val is None else X_val)
         X_val = None if X_val is None else self._as_tensor(X_val)
         n_epochs, rows_per_epoch = self._epoch_plan(len(data), n_epochs)
         progress = self._progress(n_epochs * math.ceil(rows_per_epoch / self.batch_size))
         try:
             with self._fit_scope(n_epochs) as run:
-                self._train_epochs(data, weights, X_val, n_epochs, rows_per_epoch, run, progress)
+                self._train_epochs(data, weights, X_val, n_epochs, rows_per_epoch, run, progress, monitor)
         finally:
             progress.close()
 
-    def _train_epochs(self, data, weights, X_val, n_epochs, rows_per_epoch, run, progress):
+    def _train_epochs(self, data, weights, X_val, n_epochs, rows_per_epoch, run, progress, monitor):
         best = (math.inf, None, 0)  # validation loss, weights, epochs without improvement
         last_good = copy.deepcopy(self.module_.state_dict())
         first_averaged, average = n_epochs - self._n_averaged_epochs(n_epochs), None
         try:
             for epoch in range(n_epochs):
+                monitor.begin()
                 record = self._run_epoch(data, weights, rows_per_epoch, run, progress)
                 if X_val is not None:
                     record.update(self._validation_metrics(X_val))
@@ -310,6 +340,8 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
                 if epoch >= first_averaged:
                     average = _fold_into_mean(average, last_good, epoch - first_averaged)
                 progress.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k != "epoch"})
+                if monitor.end():  # a callback asked to stop: keep the weights of this epoch
+                    break
                 if X_val is not None:
                     best = self._early_stopping(best, record["val_loss"])
                     if best[2] >= self.n_iter_no_change:
@@ -324,7 +356,7 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
                 f"Training interrupted after {len(self.history_)} epochs; the model keeps the weights of the "
                 "last completed epoch.",
                 RuntimeWarning,
-                stacklevel=5,  # the caller of fit or partial_fit
+                stacklevel=user_stacklevel(),
             )
 
     def _epoch_plan(self, n_rows, n_epochs):
@@ -627,12 +659,22 @@ class BaseEBM(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """
 
     # ------------------------------------------------------ persistence
+    def __copy__(self):
+        # A shallow copy shares the tensors, as copy.copy should (scikit-learn's callbacks make one
+        # each epoch); the default would serialize every tensor through __getstate__, and with them
+        # the live callback context, which refers back to the estimator.
+        twin = type(self).__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        return twin
+
     def __getstate__(self):
         # torch.save keeps the objects that share parameters (module_, optimizer_)
         # sharing them, and torch.load's map_location brings CUDA tensors to the
         # CPU: a model fitted on a GPU loads on any machine, ready to score or to
         # train on.
         state = dict(super().__getstate__())  # a copy: the base returns the live __dict__ itself
+        for transient in _CALLBACK_CONTEXT_ATTRIBUTES:  # a fit's live callback state, never part of a model
+            state.pop(transient, None)
         generator = state.pop("_generator", None)
         version = state.pop("_sklearn_version", None)
         blob = io.BytesIO()
@@ -802,6 +844,55 @@ class NeuralEBM(GradientEBM):
         )
 
 
+# What scikit-learn's callbacks set on an estimator while it fits.
+_CALLBACK_CONTEXT_ATTRIBUTES = ("_callback_fit_ctx", "_skl_callbacks_to_teardown", "_parent_callback_ctx")
+
+
+def _placeholder_y(X):
+    # The estimators ignore y, but scikit-learn's ScoringMonitor scores only tasks given one.
+    return np.zeros(len(X))
+
+
+class _EpochMonitor:
+    """Each epoch as a task of scikit-learn's callbacks (``set_callbacks``), scored on ``X_scored``.
+
+    ``X_scored`` is the validation rows when there are any, else the training rows.
+    The estimator a scoring callback sees at the end of an epoch is built only
+    when one asks for it, as ``fit`` ends with the rows ``X`` it was given: it
+    needs ``log_partition_`` (AIS beyond two features) and ``offset_`` for the
+    weights of that epoch.
+    """
+
+    def __init__(self, estimator, context, X, X_scored):
+        self.estimator, self.context, self.X, self.X_scored, self.task = estimator, context, X, X_scored, None
+
+    def begin(self):
+        self.task = self.context.subcontext(task_name="epoch")
+        self.task.call_on_fit_task_begin(estimator=self.estimator)
+
+    def end(self):
+        """Whether a callback asks to stop training."""
+        return self.task.call_on_fit_task_end(
+            estimator=self.estimator,
+            X=self.X_scored,
+            y=_placeholder_y(self.X_scored),
+            reconstruction_attributes=self._attributes,
+        )
+
+    def _attributes(self):
+        estimator = self.estimator
+        # AIS draws from the estimator's stream: put it back, so that a callback changes no model.
+        stream = estimator._generator.get_state()
+        try:
+            log_partition, _ = estimator._compute_log_partition(self.X)
+        finally:
+            estimator._generator.set_state(stream)
+        scores = -estimator.energy(self.X) - log_partition
+        offset = float(np.percentile(scores, 100.0 * estimator.contamination))
+        # The snapshot gets its own copy of the weights: training goes on after the callback.
+        return {"module_": copy.deepcopy(estimator.module_), "log_partition_": log_partition, "offset_": offset}
+
+
 def _rows_with_weight(X, sample_weight):
     """``X`` without its zero-weight rows, and their weights: None when there are none or all are equal.
 
@@ -891,7 +982,7 @@ def warn_if_far_from_standardized(estimator, X, max_rows=10_000):
             f"or standard deviation far from 0 and 1 (standard deviations {std[far].min():.3g} to "
             f"{std[far].max():.3g}); put a sklearn.preprocessing.StandardScaler before it.",
             UserWarning,
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
     if constant.size:
         warnings.warn(
@@ -899,7 +990,7 @@ def warn_if_far_from_standardized(estimator, X, max_rows=10_000):
             f"{'...' if constant.size > 10 else ''}); they carry nothing for {name} to learn: drop them "
             "(sklearn.feature_selection.VarianceThreshold).",
             UserWarning,
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
 
 

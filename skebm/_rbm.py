@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import partition
-from ._base import BaseEBM, single_threaded, warn_if_far_from_standardized
+from ._base import BaseEBM, single_threaded, user_stacklevel, warn_if_far_from_standardized
 from .energies import RBMEnergy, RBMParams
 from .samplers import RandomPool, bernoulli, gibbs_step, run_gibbs, sample_hidden, sample_visible
 
@@ -460,5 +460,5 @@ def _warn_outside_unit_interval(estimator, X):
             f"got values in [{X.min():.3g}, {X.max():.3g}], for which scores are not log-probabilities. "
             "Scale X to [0, 1], or use visible='gaussian' on standardized data.",
             UserWarning,
-            stacklevel=6,
+            stacklevel=user_stacklevel(),
         )

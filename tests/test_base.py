@@ -159,3 +159,11 @@ def test_sample_weight_reaches_the_estimator_in_a_pipeline():
     scaled = pipeline[0].transform(X)
     direct = model.fit(scaled, sample_weight=weights)
     np.testing.assert_array_equal(pipeline.score_samples(X), direct.score_samples(scaled))
+
+
+@pytest.mark.parametrize("cls", [ScoreMatchingEBM, RBM])
+def test_warnings_point_at_the_users_call(cls):
+    params = {**ESTIMATORS[cls], "max_updates": 2}
+    with pytest.warns(UserWarning, match="StandardScaler") as caught:
+        cls(**params).fit(np.random.default_rng(0).normal(size=(200, 3)) * [1.0, 50.0, 1.0])
+    assert {warning.filename for warning in caught} == {__file__}
