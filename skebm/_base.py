@@ -1,16 +1,17 @@
 """The shared base: scikit-learn plumbing and the PyTorch training loop.
 
 :class:`BaseEBM` owns everything two estimators would otherwise both write:
-parameter and data validation, devices and seeds, minibatch epochs, progress,
-``history_``, ``warm_start`` and ``partial_fit``, early stopping, recovery from
-divergence and Ctrl-C, the partition function, scoring, sampling and the
-outlier API. A subclass fills small hooks:
+parameter and data validation, devices and seeds, sample weights, minibatch
+epochs, progress and callbacks, ``history_``, ``warm_start`` and
+``partial_fit``, early stopping, recovery from divergence and Ctrl-C, scoring,
+sampling, persistence and the outlier API. A subclass fills small hooks:
 
 - ``_new_module(n_features, box, generator)``: the untrained energy, sized by the
   parameters (what :func:`skebm.load` rebuilds a saved model's weights into);
 - ``_initialize(X)``: build ``module_`` (the energy) and any training state;
 - ``_train_step(batch, epoch)``: one update on a minibatch, returning its diagnostics;
 - ``_validation_metrics(X_val)``: diagnostics on held-out rows, ``val_loss`` first;
+- ``_compute_log_partition(X)``: ``log Z`` of the fitted energy and its error;
 - ``_sample(n_samples, generator)``: draw from the model.
 
 and, where training needs state beyond one update, the epoch hooks: ``_fit_scope``
@@ -20,18 +21,15 @@ and, where training needs state beyond one update, the epoch hooks: ``_fit_scope
 contexts, never on ``self`` between calls, so no estimator overrides the loop.
 
 :class:`GradientEBM` fills the middle two for estimators trained by minimizing a
-differentiable loss with Adam (they write ``_batch_loss``), and
-:class:`NeuralEBM` adds the network and the MCMC sampler they share.
+differentiable loss with Adam (they write ``_batch_loss``);
+:class:`skebm._neural.NeuralEBM` builds on it for the neural energies sampled by MCMC.
 """
 
 import contextlib
 import copy
-import inspect
 import io
 import math
 import numbers
-import os
-import sys
 import time
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -41,29 +39,18 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.callback import CallbackSupportMixin, with_callbacks
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import partition
-from .energies import (
-    BoxedEnergy,
-    ConvEnergy,
-    GaussianMixtureEnergy,
-    MLPEnergy,
-    ResidualEnergy,
-    shrunk_gaussian_energy,
-)
-from .samplers import SAMPLERS, make_kernel, run_chain
+from ._checks import user_stacklevel
+from ._random import cpu_generator_state, fixed_generator, make_generator
 
-__all__ = ["BaseEBM", "DivergenceError", "GradientEBM", "NeuralEBM"]
+__all__ = ["BaseEBM", "DivergenceError", "GradientEBM"]
 
 # Mean energies beyond this size mean training has run away: healthy fits stay within tens.
 _ENERGY_LIMIT = 1e6
 # Inputs beyond this magnitude overflow float32 once squared (float32's largest is 3.4e38).
 _INPUT_LIMIT = 1e18
-# Nats by which log Z by quadrature may move when its grid is doubled.
-_QUADRATURE_TOLERANCE = 0.01
 
 
 class DivergenceError(FloatingPointError):
@@ -101,24 +88,6 @@ def resolve_device(device):
     return resolved
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-_CALLBACK_WRAPPER_FILE = os.path.abspath(inspect.getfile(with_callbacks))
-
-
-def user_stacklevel():
-    """The ``stacklevel`` that points a warning at the first frame outside skebm: the user's call.
-
-    Counted from the function that calls this one and then ``warnings.warn``.
-    Frames of scikit-learn's callback wrapper around ``fit`` count as skebm's.
-    """
-    frame, level = sys._getframe(2), 2
-    while frame is not None and (
-        frame.f_code.co_filename.startswith(_PACKAGE_DIR) or frame.f_code.co_filename == _CALLBACK_WRAPPER_FILE
-    ):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
 @contextlib.contextmanager
 def single_threaded(condition):
     """Run the block with one intra-op thread on the CPU when ``condition`` holds.
@@ -137,15 +106,6 @@ def single_threaded(condition):
         torch.set_num_threads(previous)
 
 
-def make_generator(random_state, device):
-    """A private ``torch.Generator`` seeded from a scikit-learn ``random_state``.
-
-    The global numpy and torch seeds are never touched.
-    """
-    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-    return torch.Generator(device=device).manual_seed(seed)
-
-
 class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of the skebm estimators; see the module docstring for the hooks."""
 
@@ -156,8 +116,6 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "log_partition": [StrOptions({"auto", "grid", "ais"}), None],
-        "ais_steps": [Interval(Integral, 1, None, closed="left")],
         "contamination": [Interval(Real, 0, 0.5, closed="right")],
         "device": [str, torch.device],
         "random_state": ["random_state"],
@@ -415,7 +373,7 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
         n_val = max(1, round(self.validation_fraction * len(X)))
         if len(X) - n_val < 1:
             raise ValueError(f"validation_fraction={self.validation_fraction} leaves no training rows.")
-        order = torch.randperm(len(X), generator=torch.Generator().manual_seed(0)).numpy()
+        order = torch.randperm(len(X), generator=fixed_generator()).numpy()
         return X[order[n_val:]], X[order[:n_val]], None if weights is None else weights[order[n_val:]]
 
     def _run_epoch(self, data, weights, n_rows, run, progress=None):
@@ -486,32 +444,9 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
             self._diverged(f"log Z of the fitted energy is {self.log_partition_}", "after its last epoch")
         self._set_outlier_thresholds(X, weights)
 
+    @abstractmethod
     def _compute_log_partition(self, X):
-        """``(log Z, its standard error)`` of the fitted energy, by the method ``log_partition`` asks for."""
-        method = self.log_partition
-        if method is None:
-            return 0.0, math.nan
-        if method == "auto":
-            method = "grid" if X.shape[1] <= 2 else "ais"
-        if method == "grid":
-            if X.shape[1] > 2:
-                raise ValueError(f"log_partition='grid' needs at most 2 features; X has {X.shape[1]}.")
-            low, high = self._quadrature_box()
-            log_z, error = partition.refined_grid_log_partition(self._score_energy, low, high, _QUADRATURE_TOLERANCE)
-            if error > _QUADRATURE_TOLERANCE:
-                what = (
-                    "exp(-E) is a spike narrower than the finest quadrature grid resolves"
-                    if math.isinf(error)
-                    else f"log Z by quadrature still moved by {error:.3g} nats on the finest grid"
-                )
-                self._diverged(what, "after its last epoch")
-            return log_z, error
-        return partition.ais_log_partition(
-            self.module_, X, n_steps=self.ais_steps, generator=self._generator, device=self.device_
-        )
-
-    def _quadrature_box(self):
-        return self.module_.support_box()
+        """Hook: ``(log Z, its standard error)`` of the fitted energy, from the training rows ``X``."""
 
     def _set_outlier_thresholds(self, X, weights=None):
         energies = self.energy(X)
@@ -681,7 +616,7 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
         torch.save(state, blob)
         saved = {"_torch_state": blob.getvalue(), "_sklearn_version": version}
         if generator is not None:
-            saved["_generator_state"] = _cpu_generator_state(generator)
+            saved["_generator_state"] = cpu_generator_state(generator)
         return saved
 
     def __setstate__(self, state):
@@ -695,16 +630,6 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
         if generator_state is not None:
             self._generator = torch.Generator()
             self._generator.set_state(generator_state)
-
-
-def _cpu_generator_state(generator):
-    """The state of a CPU generator that continues ``generator``'s stream (or, for CUDA, one seeded by it)."""
-    if generator.device.type == "cpu":
-        return generator.get_state()
-    twin = torch.Generator(device=generator.device)  # a copy, so that saving never advances the model's stream
-    twin.set_state(generator.get_state())
-    seed = int(torch.randint(2**62, (1,), generator=twin, device=generator.device))
-    return torch.Generator().manual_seed(seed).get_state()
 
 
 class GradientEBM(BaseEBM):
@@ -741,107 +666,6 @@ class GradientEBM(BaseEBM):
 
     def _make_optimizer(self, parameters):
         return torch.optim.Adam(parameters, lr=self.learning_rate)
-
-
-class NeuralEBM(GradientEBM):
-    """Base of the estimators whose energy is a neural network sampled by MCMC.
-
-    Holds the parameters shared by :class:`ContrastiveDivergenceEBM`,
-    ``ScoreMatchingEBM`` and ``NCEEBM``: the network, the sampler and the box
-    the chains live in.
-    """
-
-    _parameter_constraints = {
-        **BaseEBM._parameter_constraints,
-        "network": [StrOptions({"mlp", "conv"}), torch.nn.Module],
-        "hidden_layer_sizes": [tuple, list],
-        "image_shape": [None, tuple, list],
-        "bounds": [None, tuple, list],
-        "sampler": [StrOptions(set(SAMPLERS))],
-        "step_size": [Interval(Real, 0, None, closed="neither")],
-        "noise_scale": [None, Interval(Real, 0, None, closed="left")],
-        "grad_clip": [None, Interval(Real, 0, None, closed="neither")],
-        "n_sample_steps": [Interval(Integral, 1, None, closed="left")],
-        "weight_averaging": [Interval(Real, 0, 1, closed="both")],
-    }
-
-    def _n_averaged_epochs(self, n_epochs):
-        return math.ceil(self.weight_averaging * n_epochs)
-
-    def _validate_params(self):
-        super()._validate_params()
-        check_layer_sizes(self, "hidden_layer_sizes")
-        if self.image_shape is not None:
-            check_layer_sizes(self, "image_shape")
-        if self.bounds is not None:
-            check_interval(self, "bounds")
-
-    def _check_input(self, X):
-        super()._check_input(X)
-        warn_if_far_from_standardized(self, X)
-        if self.image_shape is not None and int(np.prod(self.image_shape)) != X.shape[1]:
-            raise ValueError(
-                f"image_shape={tuple(self.image_shape)} holds {int(np.prod(self.image_shape))} values, "
-                f"but X has {X.shape[1]} features."
-            )
-        if self.network == "conv" and self.image_shape is None:
-            raise ValueError("network='conv' needs image_shape=(channels, height, width).")
-
-    def _initialize(self, X):
-        self.module_ = self._new_module(X.shape[1], _data_box(X, self.bounds), self._generator).to(self.device_)
-        if self._base_density(X.shape[1]) == "gaussian":
-            rows = evenly_spaced_rows(X)
-            self.module_.network.base.load_state_dict(shrunk_gaussian_energy(rows).state_dict())
-        self.optimizer_ = self._make_optimizer(self.module_.parameters())
-
-    def _base_density(self, n_features):
-        """Hook: the density fitted to data of ``n_features`` under the network, ``"gaussian"`` or None (none here)."""
-        return None
-
-    def _new_module(self, n_features, box=None, generator=None):
-        # With a base, a placeholder Gaussian of the right shapes: _initialize fits it, skebm.load reads it.
-        base = None
-        if self._base_density(n_features) == "gaussian":
-            base = GaussianMixtureEnergy(np.zeros((1, n_features)), np.eye(n_features)[None], np.ones(1))
-        return self._build_energy(n_features, box, generator, base)
-
-    def _build_energy(self, n_features, box=None, generator=None, base=None):
-        """The network named by ``network`` (or a copy of the given module), boxed to ``box``.
-
-        With a ``base`` energy, the network learns a correction to it (:class:`ResidualEnergy`).
-        """
-        if self.network == "mlp":
-            network = MLPEnergy(n_features, tuple(self.hidden_layer_sizes), generator=generator)
-        elif self.network == "conv":
-            network = ConvEnergy(tuple(self.image_shape), generator=generator)
-        else:
-            network = copy.deepcopy(self.network)
-        if base is not None:
-            network = ResidualEnergy(network, base)
-        low, high = box if box is not None else (np.zeros(n_features), np.ones(n_features))
-        return BoxedEnergy(network, low, high)
-
-    def _sample(self, n_samples, generator, callback=None):
-        """MCMC from uniform noise in the data box with the estimator's sampler."""
-        start = self.module_.uniform_noise(n_samples, generator)
-        if callback is not None:
-            callback(-1, start)
-        snapshot = None if callback is None else (lambda step, state: callback(step, state.position))
-        x, _ = run_chain(self._sampling_kernel(), self.module_, start, self.n_sample_steps, generator, snapshot)
-        return x
-
-    def _sampling_kernel(self):
-        """Hook: the kernel :meth:`sample` runs (the training kernel here)."""
-        return self._kernel()
-
-    def _kernel(self):
-        return make_kernel(
-            self.sampler,
-            self.step_size,
-            noise_scale=self.noise_scale,
-            grad_clip=self.grad_clip,
-            bounds=self.module_.bounds(),
-        )
 
 
 # What scikit-learn's callbacks set on an estimator while it fits.
@@ -927,79 +751,3 @@ def _fold_into_mean(mean, state, n_before):
         if value.is_floating_point():
             mean[key] += (value - mean[key]) / (n_before + 1)
     return mean
-
-
-def check_layer_sizes(estimator, name):
-    """Refuse a sequence of sizes that holds anything but positive integers, naming the parameter."""
-    sizes = getattr(estimator, name)
-    if len(sizes) == 0 or not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes):
-        raise ValueError(
-            f"The {name!r} parameter of {type(estimator).__name__} must be a non-empty sequence of positive "
-            f"integers. Got {sizes!r} instead."
-        )
-
-
-def check_interval(estimator, name):
-    """Refuse anything but a pair (low, high) of finite numbers with low < high, naming the parameter."""
-    pair = getattr(estimator, name)
-    finite = all(isinstance(b, Real) and not isinstance(b, bool) and math.isfinite(b) for b in pair)
-    if not (len(pair) == 2 and finite and pair[0] < pair[1]):
-        raise ValueError(
-            f"The {name!r} parameter of {type(estimator).__name__} must be a pair (low, high) of finite numbers "
-            f"with low < high. Got {pair!r} instead."
-        )
-
-
-def evenly_spaced_rows(X, max_rows=100_000):
-    """At most ``max_rows`` rows of ``X``, evenly spaced: a view, whatever the size of ``X``.
-
-    Summaries of the data (spreads, a Gaussian, a noise mixture) need far
-    fewer rows than a large table has; even spacing covers a table sorted by
-    any column.
-    """
-    return X[:: max(1, math.ceil(len(X) / max_rows))]
-
-
-def warn_if_far_from_standardized(estimator, X, max_rows=10_000):
-    """Warn, saying what to do, when features are constant or far from standardized.
-
-    The defaults (step sizes, noise scales, learning rates) are set for
-    features of unit spread; a feature with a spread 100 times larger is
-    explored 100 times more slowly, and a constant one carries nothing.
-    Measured on at most ``max_rows`` evenly spaced rows, so no copy of a large
-    ``X`` is made.
-    """
-    if len(X) < 2:
-        return
-    rows = evenly_spaced_rows(X, max_rows)
-    mean, std = rows.mean(axis=0), rows.std(axis=0)
-    constant = np.flatnonzero(std == 0)
-    far = np.flatnonzero((std > 0) & ((std < 0.1) | (std > 10) | (np.abs(mean) > 10 * np.maximum(std, 1))))
-    name = type(estimator).__name__
-    if far.size:
-        warnings.warn(
-            f"{name}'s defaults are set for standardized features, but {far.size} of X's features have a mean "
-            f"or standard deviation far from 0 and 1 (standard deviations {std[far].min():.3g} to "
-            f"{std[far].max():.3g}); put a sklearn.preprocessing.StandardScaler before it.",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
-    if constant.size:
-        warnings.warn(
-            f"{constant.size} of X's features are constant (columns {constant[:10].tolist()}"
-            f"{'...' if constant.size > 10 else ''}); they carry nothing for {name} to learn: drop them "
-            "(sklearn.feature_selection.VarianceThreshold).",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
-
-
-def _data_box(X, bounds):
-    """The box chains live in: ``bounds`` if given, else the data range widened by 10% each side."""
-    if bounds is not None:
-        low = np.full(X.shape[1], float(bounds[0]))
-        high = np.full(X.shape[1], float(bounds[1]))
-        return low, high
-    low, high = X.min(axis=0), X.max(axis=0)
-    span = np.where(high > low, high - low, 1.0)
-    return low - 0.1 * span, high + 0.1 * span

@@ -6,7 +6,7 @@ from numbers import Integral, Real
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import NeuralEBM
+from ._neural import NeuralEBM
 from .losses import contrastive_divergence_loss
 from .samplers import ReplayBuffer, advance_chain, run_chain, uniform_jump_step
 

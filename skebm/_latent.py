@@ -13,7 +13,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from . import partition
-from ._base import GradientEBM, check_interval, check_layer_sizes
+from ._base import GradientEBM
+from ._checks import check_interval, check_layer_sizes
 from .energies import initialized_layer
 from .samplers import frozen_parameters
 

@@ -11,10 +11,13 @@ from scipy.linalg import solve_triangular
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.mixture import GaussianMixture
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import NeuralEBM, _data_box, evenly_spaced_rows
+from ._checks import evenly_spaced_rows
+from ._neural import NeuralEBM, _data_box
+from ._random import numpy_seed
 from .energies import GaussianMixtureEnergy
 from .losses import nce_loss
 from .samplers import SAMPLERS
@@ -226,7 +229,8 @@ class NCEEBM(NeuralEBM):
             n_components = 1 if self.noise == "gaussian" else _mixture_components(*X.shape)
             # EM costs grow with the rows; a mixture of up to 8 components needs no more than these.
             rows = evenly_spaced_rows(X, _NOISE_FIT_ROWS)
-            base = GaussianMixture(n_components, covariance_type="full", random_state=self._numpy_seed()).fit(rows)
+            seed = numpy_seed(self._generator)
+            base = GaussianMixture(n_components, covariance_type="full", random_state=seed).fit(rows)
             _widen_components(base, _RELATIVE_VARIANCE_FLOOR * float(np.mean(np.var(rows, axis=0))))
         else:
             try:
@@ -239,13 +243,10 @@ class NCEEBM(NeuralEBM):
         # Gaussians with noise="gmm" alone).
         return _WithUniform(base, *box, _UNIFORM_FRACTION)
 
-    def _numpy_seed(self, generator=None):
-        generator = generator if generator is not None else self._generator
-        return int(torch.randint(2**31 - 1, (1,), generator=generator, device=generator.device))
-
     def _draw_noise(self, n, generator=None):
         """``n`` noise rows and their log-density, as float32 tensors on the device."""
-        rows = _draw(self.noise_, n, np.random.RandomState(self._numpy_seed(generator)))
+        seed = numpy_seed(self._generator if generator is None else generator)
+        rows = _draw(self.noise_, n, np.random.RandomState(seed))
         return self._as_tensor(rows), self._as_tensor(self.noise_.score_samples(rows))
 
     def _begin_epoch(self, run, n_rows):
@@ -355,7 +356,7 @@ class _WithUniform:
         self.base, self.box, self.fraction = base, _UniformBox(low, high), fraction
 
     def sample(self, n_samples, random_state=None):
-        rng = _random_state(random_state)
+        rng = check_random_state(random_state)
         n_uniform = rng.binomial(n_samples, self.fraction)
         rows = np.concatenate([_draw(self.base, n_samples - n_uniform, rng), self.box.sample(n_uniform, rng)])
         return rows[rng.permutation(n_samples)]
@@ -364,12 +365,6 @@ class _WithUniform:
         return np.logaddexp(
             np.log1p(-self.fraction) + self.base.score_samples(X), np.log(self.fraction) + self.box.score_samples(X)
         )
-
-
-def _random_state(random_state):
-    if isinstance(random_state, np.random.RandomState):
-        return random_state
-    return np.random.RandomState(random_state)
 
 
 def _draw(density, n, rng):
@@ -389,9 +384,7 @@ class _UniformBox:
         self.low, self.high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
 
     def sample(self, n_samples, random_state=None):
-        rng = (
-            np.random.RandomState(random_state) if not isinstance(random_state, np.random.RandomState) else random_state
-        )
+        rng = check_random_state(random_state)
         return self.low + rng.uniform(size=(n_samples, self.low.shape[0])) * (self.high - self.low)
 
     def score_samples(self, X):

@@ -9,12 +9,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import partition
-from ._base import BaseEBM, single_threaded, user_stacklevel, warn_if_far_from_standardized
+from ._base import BaseEBM, single_threaded
+from ._checks import user_stacklevel, warn_if_far_from_standardized
+from ._random import fixed_generator, make_generator
 from .energies import RBMEnergy, RBMParams
 from .samplers import RandomPool, bernoulli, gibbs_step, run_gibbs, sample_hidden, sample_visible
 
@@ -157,6 +158,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "log_partition": [StrOptions({"auto", "exact", "ais"}), None],
+        "ais_steps": [Interval(Integral, 1, None, closed="left")],
         "ais_runs": [Interval(Integral, 2, None, closed="left")],
         "n_sample_steps": [Interval(Integral, 1, None, closed="left")],
     }
@@ -297,7 +299,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         if self.visible == "gaussian":
             reconstruction = rbm.visible_mean(rbm.hidden_probability(v))
             return float(((v - reconstruction) ** 2).sum(-1).mean())
-        generator = torch.Generator(device=v.device).manual_seed(0)  # the same flipped units every epoch
+        generator = fixed_generator(device=v.device)  # the same flipped units every epoch
         return -float(_pseudo_likelihood(self.module_, v, generator).mean())
 
     # ---------------------------------------------------------- log Z
@@ -406,8 +408,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         if self.visible != "bernoulli":
             raise ValueError("pseudo_likelihood needs visible='bernoulli'.")
         v = self._validated(X)
-        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-        generator = torch.Generator(device=v.device).manual_seed(seed)
+        generator = make_generator(random_state, v.device)
         with torch.no_grad():
             return _pseudo_likelihood(self._float64_energy(), v, generator).cpu().numpy()
 

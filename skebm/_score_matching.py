@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import NeuralEBM, evenly_spaced_rows
+from ._checks import evenly_spaced_rows
+from ._neural import NeuralEBM
 from .losses import (
     denoising_score_matching_loss,
     exact_score_matching_loss,

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from ._base import make_generator
+from ._random import make_generator
 from .losses import EXACT_TRACE_MAX_FEATURES, hyvarinen_score
 
 __all__ = ["hyvarinen_scorer", "log_likelihood_scorer", "mmd", "mmd_scorer"]

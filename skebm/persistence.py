@@ -36,7 +36,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ._base import _cpu_generator_state
+from ._random import cpu_generator_state
 
 __all__ = ["load", "save"]
 
@@ -232,7 +232,7 @@ class _Writer:
         if isinstance(value, (_WithUniform, _UniformBox)):
             return self._noise(name, value)
         if isinstance(value, torch.Generator):
-            self.tensor(name, _cpu_generator_state(value))
+            self.tensor(name, cpu_generator_state(value))
             return {"kind": "generator"}
         if isinstance(value, torch.device):
             return {"kind": "device"}

@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from ._base import make_generator
+from ._random import make_generator
 
 __all__ = ["plot_chain", "plot_energy_2d", "plot_history", "plot_samples"]
 
