@@ -565,7 +565,7 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
         return np.where(self.decision_function(X) < 0, -1, 1)
 
     # ---------------------------------------------------------- sampling
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples=1, random_state=None, callback=None):
         """Draw samples from the fitted model.
 
         Parameters
@@ -573,24 +573,50 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
         n_samples : int, default=1
         random_state : int, RandomState instance or None, default=None
             Seeds the chains; the same value gives the same samples.
+        callback : callable, default=None
+            For models that sample by a Markov chain, called as
+            ``callback(step, X_step)`` with the chains' positions (an ndarray
+            of shape ``(n_samples, n_features)``): step 0 for the starting
+            points, then ``k`` after the k-th step. It changes no sample
+            (what :func:`skebm.plotting.plot_chain` draws). A model that draws
+            without a chain raises a ValueError when given one.
 
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
+
+        Examples
+        --------
+        >>> from skebm import ScoreMatchingEBM
+        >>> from skebm.datasets import make_eight_gaussians
+        >>> model = ScoreMatchingEBM(max_iter=1, random_state=0).fit(make_eight_gaussians(200, random_state=0))
+        >>> steps = []
+        >>> model.sample(5, random_state=0, callback=lambda step, X: steps.append(step)).shape
+        (5, 2)
+        >>> steps[:3], steps[-1] == model.n_sample_steps
+        ([0, 1, 2], True)
         """
         check_is_fitted(self, "module_")
         if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer. Got {n_samples!r} instead.")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, as callback(step, X_step). Got {callback!r}.")
         generator = make_generator(random_state, self.device_)
-        return self._sample(int(n_samples), generator).double().cpu().numpy()
+        on_step = None
+        if callback is not None:
+
+            def on_step(step, positions):  # the hook counts the start as step -1
+                callback(step + 1, positions.detach().double().cpu().numpy())
+
+        return self._sample(int(n_samples), generator, on_step).double().cpu().numpy()
 
     @abstractmethod
-    def _sample(self, n_samples, generator):
+    def _sample(self, n_samples, generator, callback=None):
         """Hook: ``n_samples`` draws from the fitted model, as a tensor.
 
-        Models that sample by a Markov chain take a ``callback=None`` argument
-        too, called as ``callback(step, positions)`` after each step (what
-        :func:`skebm.plotting.plot_chain` draws).
+        ``callback``, when given, is called as ``callback(step, positions)``
+        with step -1 for the start and ``k`` after step ``k + 1`` of a chain; a
+        model that runs no chain raises a ValueError saying so.
         """
 
     # ------------------------------------------------------ persistence

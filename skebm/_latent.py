@@ -404,13 +404,15 @@ class LatentVariableEBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Gradi
         with torch.no_grad():
             return self._float64_energy().decoder(self._as_tensor(Z, torch.float64)).cpu().numpy()
 
-    def _sample(self, n_samples, generator):
+    def _sample(self, n_samples, generator, callback=None):
         """Latents uniform in the box, decoded, plus the Gaussian noise of ``exp(-|y - g(z)|^2)``.
 
         Exact for ``beta=1`` (``exp(-F)`` is then that mixture); at zero temperature
         ``exp(-F(y)) = exp(-distance^2)`` is the same tube without the weighting by
         the decoder's speed, and the draws approximate it.
         """
+        if callback is not None:
+            raise ValueError("LatentVariableEBM draws decoded latents directly and runs no chain to follow.")
         low, high = self.module_.latent_low, self.module_.latent_high
         z = low + torch.rand(n_samples, len(low), generator=generator, device=low.device) * (high - low)
         with torch.no_grad():

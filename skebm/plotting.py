@@ -3,13 +3,10 @@
 Install with ``pip install skebm[plot]``.
 """
 
-import inspect
 import math
 import numbers
 
 import numpy as np
-
-from ._random import make_generator
 
 __all__ = ["plot_chain", "plot_energy_2d", "plot_history", "plot_samples"]
 
@@ -175,18 +172,16 @@ def plot_chain(estimator, n_chains=4, n_snapshots=8, image_shape=None, random_st
 
 def _chain_snapshots(estimator, n_chains, n_snapshots, random_state):
     """``(n_snapshots, n_chains, n_features)`` positions along the chains, and their step numbers."""
-    if "callback" not in inspect.signature(estimator._sample).parameters:
-        raise ValueError(f"{type(estimator).__name__} does not sample by a Markov chain.")
-    n_steps = estimator.n_sample_steps
+    n_steps = getattr(estimator, "n_sample_steps", 0)  # a model without chains refuses the callback below
     wanted = set(np.linspace(0, n_steps, n_snapshots).round().astype(int).tolist())
     snapshots, steps = [], []
 
     def keep(step, positions):
-        if step + 1 in wanted:  # step -1 is the start
-            snapshots.append(positions.detach().double().cpu().numpy())
-            steps.append(step + 1)
+        if step in wanted:
+            snapshots.append(positions)
+            steps.append(step)
 
-    estimator._sample(n_chains, make_generator(random_state, estimator.device_), keep)
+    estimator.sample(n_chains, random_state=random_state, callback=keep)
     return np.stack(snapshots), steps
 
 

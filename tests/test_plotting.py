@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from skebm import NCEEBM, RBM, ContrastiveDivergenceEBM, LatentVariableEBM
+from skebm import NCEEBM, RBM, ContrastiveDivergenceEBM, LatentVariableEBM, ScoreMatchingEBM
 from skebm.datasets import make_ellipse, make_moons
 from skebm.plotting import plot_chain, plot_energy_2d, plot_history, plot_samples
 
@@ -70,7 +70,7 @@ def test_plot_chain_of_a_two_dimensional_model_draws_points():
     np.testing.assert_allclose(fig.axes[-1].collections[0].get_offsets(), model.sample(30, random_state=1))
     with pytest.raises(ValueError, match="sir"):
         plot_chain(model.set_params(sampler="sir"))
-    with pytest.raises(ValueError, match="Markov chain"):
+    with pytest.raises(ValueError, match="runs no chain"):
         plot_chain(LatentVariableEBM(max_iter=1).fit(make_ellipse(24)))
 
 
@@ -83,3 +83,29 @@ def test_plot_history_draws_each_diagnostic_per_epoch():
     line = fig.axes[titles.index("cdiv")].lines[0]
     np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3])
     np.testing.assert_array_equal(line.get_ydata(), [record["cdiv"] for record in model.history_])
+
+
+@pytest.mark.parametrize(
+    "make_model",
+    [
+        lambda: ScoreMatchingEBM(max_iter=1, n_sample_steps=6, random_state=0),
+        lambda: RBM(n_components=4, max_iter=1, n_sample_steps=6, random_state=0),
+    ],
+)
+def test_sample_callback_follows_the_chain_and_changes_no_sample(make_model):
+    X = (np.random.default_rng(0).random((60, 4)) > 0.5).astype(float)
+    model = make_model().fit(X)
+    seen = []
+    with_callback = model.sample(5, random_state=0, callback=lambda step, positions: seen.append((step, positions)))
+    assert [step for step, _ in seen] == list(range(7))  # the start, then each of the six steps
+    assert all(isinstance(positions, np.ndarray) and positions.shape == (5, 4) for _, positions in seen)
+    np.testing.assert_array_equal(seen[-1][1], with_callback)
+    np.testing.assert_array_equal(with_callback, model.sample(5, random_state=0))
+
+
+def test_models_without_chains_refuse_a_sample_callback():
+    model = LatentVariableEBM(max_iter=1, n_grid=64, random_state=0).fit(make_ellipse(40))
+    with pytest.raises(ValueError, match="runs no chain"):
+        model.sample(3, callback=print)
+    with pytest.raises(TypeError, match="callable"):
+        model.sample(3, callback="print")

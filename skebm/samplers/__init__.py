@@ -128,13 +128,13 @@ def advance_chain(kernel, energy, x, n_steps, generator, callback=None):
     >>> x.shape
     torch.Size([100, 2])
     """
-    rates = []
+    total_rate, n_rates = 0.0, 0
     with frozen_parameters(energy):
         state = x if isinstance(x, ChainState) else init_state(energy, x)
         for step in range(n_steps):
             state, info = kernel(state, energy, generator)
-            if "acceptance_rate" in info:
-                rates.append(info["acceptance_rate"])
+            if "acceptance_rate" in info:  # a tensor, summed on the device and read once
+                total_rate, n_rates = total_rate + info["acceptance_rate"], n_rates + 1
             if callback is not None:
                 callback(step, state)
-    return state, (sum(rates) / len(rates) if rates else None)
+    return state, (float(total_rate) / n_rates if n_rates else None)

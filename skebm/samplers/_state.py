@@ -98,7 +98,8 @@ def inside(x, bounds):
 def metropolis_select(state, proposal, log_accept, generator):
     """Accept each chain's proposal with probability ``min(1, exp(log_accept))``.
 
-    Returns the new state and the mean acceptance probability.
+    Returns the new state and the mean acceptance probability, a 0-d tensor: reading it as a
+    number would wait for the device at every step, so chains add it up and read it once.
     """
     log_accept = torch.nan_to_num(log_accept, nan=-math.inf)  # an overflowing proposal is rejected
     log_u = torch.log(torch.rand(log_accept.shape, generator=generator, device=log_accept.device))
@@ -107,4 +108,4 @@ def metropolis_select(state, proposal, log_accept, generator):
     energy = torch.where(accept, proposal.energy, state.energy)
     grad = torch.where(accept[:, None], proposal.grad, state.grad)
     rate = torch.exp(torch.clamp(log_accept, max=0.0)).mean()
-    return ChainState(position, energy, grad), float(rate)
+    return ChainState(position, energy, grad), rate

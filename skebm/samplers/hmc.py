@@ -42,7 +42,7 @@ def hmc_step(state, energy, generator, step_size, n_leapfrog=5, bounds=None):
     -------
     state : ChainState
     info : dict
-        ``{"acceptance_rate": float}``.
+        ``{"acceptance_rate": 0-d tensor}``.
 
     Examples
     --------
@@ -51,7 +51,7 @@ def hmc_step(state, energy, generator, step_size, n_leapfrog=5, bounds=None):
     >>> energy = lambda x: 0.5 * (x**2).sum(-1)
     >>> gen = torch.Generator().manual_seed(0)
     >>> state, info = hmc_step(init_state(energy, torch.zeros(50, 2)), energy, gen, 0.2)
-    >>> 0.0 < info["acceptance_rate"] <= 1.0
+    >>> 0.0 < float(info["acceptance_rate"]) <= 1.0
     True
     """
     x = state.position

@@ -33,7 +33,7 @@ def mala_step(state, energy, generator, step_size, bounds=None):
     -------
     state : ChainState
     info : dict
-        ``{"acceptance_rate": float}``, the mean acceptance probability.
+        ``{"acceptance_rate": 0-d tensor}``, the mean acceptance probability.
 
     Examples
     --------
@@ -42,7 +42,7 @@ def mala_step(state, energy, generator, step_size, bounds=None):
     >>> energy = lambda x: 0.5 * (x**2).sum(-1)
     >>> gen = torch.Generator().manual_seed(0)
     >>> state, info = mala_step(init_state(energy, torch.zeros(50, 2)), energy, gen, 0.1)
-    >>> 0.0 < info["acceptance_rate"] <= 1.0
+    >>> 0.0 < float(info["acceptance_rate"]) <= 1.0
     True
     """
     x = state.position

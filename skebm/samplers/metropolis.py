@@ -28,7 +28,7 @@ def metropolis_step(state, energy, generator, step_size, bounds=None):
     -------
     state : ChainState
     info : dict
-        ``{"acceptance_rate": float}``.
+        ``{"acceptance_rate": 0-d tensor}``.
 
     Examples
     --------
@@ -37,7 +37,7 @@ def metropolis_step(state, energy, generator, step_size, bounds=None):
     >>> energy = lambda x: 0.5 * (x**2).sum(-1)
     >>> gen = torch.Generator().manual_seed(0)
     >>> state, info = metropolis_step(init_state(energy, torch.zeros(50, 2)), energy, gen, 0.5)
-    >>> 0.0 < info["acceptance_rate"] <= 1.0
+    >>> 0.0 < float(info["acceptance_rate"]) <= 1.0
     True
     """
     x = state.position
@@ -76,7 +76,7 @@ def uniform_jump_step(state, energy, generator, bounds):
     -------
     state : ChainState
     info : dict
-        ``{"acceptance_rate": float}``.
+        ``{"acceptance_rate": 0-d tensor}``.
 
     Examples
     --------
@@ -86,7 +86,7 @@ def uniform_jump_step(state, energy, generator, bounds):
     >>> gen = torch.Generator().manual_seed(0)
     >>> box = (torch.full((2,), -3.0), torch.full((2,), 3.0))
     >>> state, info = uniform_jump_step(init_state(energy, torch.zeros(50, 2)), energy, gen, box)
-    >>> 0.0 < info["acceptance_rate"] < 1.0
+    >>> 0.0 < float(info["acceptance_rate"]) < 1.0
     True
     """
     low, high = bounds
