@@ -58,10 +58,8 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         The energy network; a module must map ``(n, n_features)`` to ``(n,)``.
         (Named ``network`` because ``energy`` is the method giving energies.)
     hidden_layer_sizes : tuple of int, default=(128, 128, 128)
-        Hidden widths of the MLP energy. A third layer draws narrow modes
-        more sharply: on rings of radial std 0.1, the outer rings came out
-        with a std of 0.13 to 0.14 with two layers and 0.11 to 0.12 with
-        three, for about 20% more time per epoch.
+        Hidden widths of the MLP energy (why three layers: see the user
+        guide, "Why the defaults are what they are").
     image_shape : tuple of int, default=None
         ``(channels, height, width)`` for ``network="conv"``.
     alpha : float, default=0.01
@@ -77,16 +75,11 @@ class ContrastiveDivergenceEBM(NeuralEBM):
     n_jumps : int, default=3
         Independence Metropolis-Hastings moves to a uniform point of the box
         (:func:`~skebm.samplers.uniform_jump_step`) before the ``n_steps``
-        steps. Short local chains do not cross between separated modes, so
-        without jumps the negatives keep whatever share of each mode the
-        replay buffer happens to hold, and the modes' masses drift; only a
-        large ``alpha`` holds them together, at the price of too wide
-        modes. On eight Gaussians, one jump per step took the gap to the
-        true density from 0.10 to 0.05 nats (with ``alpha=0.02``), and three
-        held the eight modes' masses within 0.10 to 0.16 of a true 0.125.
-        In high dimension nearly every jump is rejected (see ``jump_rate``
-        in ``history_``); set 0 there to save the cost of three MCMC steps.
-        :meth:`sample` precedes each of its steps with ``n_jumps`` jumps.
+        steps, so that the negatives move between separated modes, which
+        short local chains do not cross. :meth:`sample` precedes each of its
+        steps with ``n_jumps`` jumps. In high dimension nearly every jump is
+        rejected (``jump_rate`` in ``history_``); set 0 there. The user
+        guide's "Samplers and their knobs" has the measurements.
     noise_scale : float, default=None
         Langevin noise; ``sqrt(2 * step_size)`` when None.
     grad_clip : float, default=None
@@ -117,9 +110,8 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         within it gets one pass over a random subset of its rows, so the cost
         of a fit stops growing with the rows. None runs ``max_iter`` full epochs.
     batch_size : int, default=32
-        Small batches mean many updates per epoch, which the energy needs
-        more than low-noise gradients: on eight Gaussians, 60 epochs reach a
-        test log-likelihood of -1.86 at batch 32 against -2.38 at batch 128.
+        Rows per update. Small batches mean many updates per epoch, which the
+        energy needs more than low-noise gradients.
     learning_rate : float, default=3e-3
         Adam's learning rate.
     weight_averaging : float, default=0.2

@@ -71,10 +71,9 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
     learning_rate_schedule : {"linear", "constant"}, default="linear"
         ``"linear"`` lowers the learning rate linearly over the epochs of each
         call to ``fit``, from ``learning_rate`` to ``learning_rate / max_iter``
-        (``partial_fit`` steps at the full rate). The noise of the
-        stochastic updates then settles instead of being frozen into the final
-        weights: on binarized digits with 16 hidden units it is worth about
-        2 nats of test log-likelihood over a constant rate.
+        (``partial_fit`` steps at the full rate), so that the noise of the
+        stochastic updates settles instead of being frozen into the final
+        weights.
     momentum : float, default=0.5
         Momentum of the stochastic gradient updates.
     weight_decay : float, default=1e-4
