@@ -8,6 +8,7 @@ it with :func:`run_chain`. Restricted Boltzmann machines have their own
 sampler, block Gibbs (:func:`gibbs_step`, :func:`run_gibbs`).
 """
 
+import inspect
 from functools import partial
 
 from ._state import ChainState, energy_and_grad, frozen_parameters, init_state
@@ -50,10 +51,11 @@ SAMPLERS = {
 
 
 def make_kernel(name, step_size, noise_scale=None, grad_clip=None, n_leapfrog=5, bounds=None):
-    """The kernel called ``name`` with its parameters bound.
+    """The kernel called ``name`` in :data:`SAMPLERS`, with its parameters bound.
 
-    Parameters the kernel does not use are dropped: ``noise_scale`` and
-    ``grad_clip`` belong to Langevin, ``n_leapfrog`` to HMC.
+    Each kernel takes the parameters its signature names and no others:
+    ``noise_scale`` and ``grad_clip`` reach Langevin only, ``n_leapfrog`` HMC
+    only, so a new kernel needs an entry in :data:`SAMPLERS` and nothing here.
 
     Examples
     --------
@@ -62,12 +64,16 @@ def make_kernel(name, step_size, noise_scale=None, grad_clip=None, n_leapfrog=5,
     >>> kernel.keywords
     {'step_size': 0.05, 'bounds': None}
     """
-    params = {"step_size": step_size, "bounds": bounds}
-    if name == "langevin":
-        params.update(noise_scale=noise_scale, grad_clip=grad_clip)
-    elif name == "hmc":
-        params["n_leapfrog"] = n_leapfrog
-    return partial(SAMPLERS[name], **params)
+    kernel = SAMPLERS[name]
+    offered = {
+        "step_size": step_size,
+        "noise_scale": noise_scale,
+        "grad_clip": grad_clip,
+        "n_leapfrog": n_leapfrog,
+        "bounds": bounds,
+    }
+    accepted = inspect.signature(kernel).parameters
+    return partial(kernel, **{key: value for key, value in offered.items() if key in accepted})
 
 
 def run_chain(kernel, energy, x, n_steps, generator, callback=None):
