@@ -37,7 +37,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.callback import CallbackSupportMixin, with_callbacks
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
@@ -141,6 +141,7 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
 
     # ------------------------------------------------------------------ fit
     @with_callbacks
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
         """Fit the energy to ``X`` for ``max_iter`` epochs.
 
@@ -164,11 +165,11 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
         self : object
             The fitted estimator.
         """
-        self._validate_params()
         reset = not (self.warm_start and hasattr(self, "module_"))
         return self._fit_epochs(X, self.max_iter, reset, sample_weight)
 
     @with_callbacks
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, sample_weight=None):
         """Train for one epoch on ``X``, initializing the model on the first call.
 
@@ -184,10 +185,7 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
         -------
         self : object
         """
-        reset = not hasattr(self, "module_")
-        if reset:
-            self._validate_params()
-        return self._fit_epochs(X, 1, reset, sample_weight)
+        return self._fit_epochs(X, 1, not hasattr(self, "module_"), sample_weight)
 
     def _fit_epochs(self, X, n_epochs, reset, sample_weight=None):
         # Any failure, from bad input to divergence or Ctrl-C while log Z and the thresholds are

@@ -1,6 +1,5 @@
 """Checks of parameters and data that several estimators share, and where their warnings point."""
 
-import inspect
 import math
 import os
 import sys
@@ -8,6 +7,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.base import _fit_context
 from sklearn.callback import with_callbacks
 
 __all__ = [
@@ -19,19 +19,21 @@ __all__ = [
 ]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-_CALLBACK_WRAPPER_FILE = os.path.abspath(inspect.getfile(with_callbacks))
+# The code of the wrappers scikit-learn's decorators put around fit and partial_fit.
+_WRAPPER_CODE = {
+    with_callbacks(lambda estimator: None).__code__,
+    _fit_context(prefer_skip_nested_validation=True)(lambda estimator: None).__code__,
+}
 
 
 def user_stacklevel():
     """The ``stacklevel`` that points a warning at the first frame outside skebm: the user's call.
 
     Counted from the function that calls this one and then ``warnings.warn``.
-    Frames of scikit-learn's callback wrapper around ``fit`` count as skebm's.
+    The wrappers of scikit-learn's decorators on ``fit`` count as skebm's frames.
     """
     frame, level = sys._getframe(2), 2
-    while frame is not None and (
-        frame.f_code.co_filename.startswith(_PACKAGE_DIR) or frame.f_code.co_filename == _CALLBACK_WRAPPER_FILE
-    ):
+    while frame is not None and (frame.f_code.co_filename.startswith(_PACKAGE_DIR) or frame.f_code in _WRAPPER_CODE):
         frame, level = frame.f_back, level + 1
     return level
 
