@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from skebm.energies import MLPEnergy, QuadraticEnergy
-from skebm.samplers import ReplayBuffer, energy_and_grad, make_kernel, run_chain, uniform_jump_step
+from skebm.samplers import (
+    ReplayBuffer,
+    energy_and_grad,
+    init_state,
+    make_kernel,
+    mala_step,
+    run_chain,
+    uniform_jump_step,
+)
 
 MEAN = np.array([1.0, -1.0])
 COV = np.array([[1.0, 0.5], [0.5, 2.0]])
@@ -149,3 +157,14 @@ def test_uniform_jumps_share_chains_between_modes_by_their_masses():
     heavy = float((x[:, 0] < 0).double().mean())
     assert heavy == pytest.approx(0.8, abs=4 * math.sqrt(0.8 * 0.2 / n_chains))  # 4 binomial SE
     assert 0 < rate < 1 and bool(((x >= box[0]) & (x <= box[1])).all())
+
+
+def test_a_gradient_kernel_after_random_walk_metropolis_uses_a_fresh_gradient():
+    energy = gaussian_energy()
+    x = torch.randn(40, 2, generator=torch.Generator().manual_seed(1))
+    walked, _ = make_kernel("metropolis", 0.5)(init_state(energy, x), energy, torch.Generator().manual_seed(2))
+    assert walked.grad is None  # never a stale gradient from before the move
+    after, _ = mala_step(walked, energy, torch.Generator().manual_seed(3), 0.1)
+    fresh, _ = mala_step(init_state(energy, walked.position), energy, torch.Generator().manual_seed(3), 0.1)
+    torch.testing.assert_close(after.position, fresh.position)
+    torch.testing.assert_close(after.grad, energy_and_grad(energy, after.position)[1])

@@ -11,7 +11,7 @@ sampler, block Gibbs (:func:`gibbs_step`, :func:`run_gibbs`).
 import inspect
 from functools import partial
 
-from ._state import ChainState, energy_and_grad, frozen_parameters, init_state
+from ._state import ChainState, energy_and_grad, frozen_parameters, init_state, with_gradient
 from .gibbs import RandomPool, bernoulli, gibbs_step, run_gibbs, sample_hidden, sample_visible
 from .hmc import hmc_step
 from .langevin import langevin_step
@@ -40,6 +40,7 @@ __all__ = [
     "sample_hidden",
     "sample_visible",
     "uniform_jump_step",
+    "with_gradient",
 ]
 
 SAMPLERS = {
@@ -117,9 +118,8 @@ def run_chain(kernel, energy, x, n_steps, generator, callback=None):
 def advance_chain(kernel, energy, x, n_steps, generator, callback=None):
     """:func:`run_chain` returning the final :class:`ChainState`, to hand on to another kernel.
 
-    Hand it on only from a kernel that keeps the cached gradients current:
-    :func:`metropolis_step` leaves them stale, which a gradient kernel such as
-    MALA would then use.
+    A state from :func:`metropolis_step` carries no gradient; a gradient
+    kernel handed it computes one first.
 
     Examples
     --------

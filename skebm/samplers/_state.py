@@ -11,7 +11,10 @@ class ChainState(NamedTuple):
     """Positions of many chains with their cached energies and energy gradients.
 
     Caching the energy and gradient at the current position means each kernel
-    evaluates the network once per step (at the proposal), never twice.
+    evaluates the network once per step (at the proposal), never twice. A
+    kernel that needs no gradient (random-walk Metropolis) leaves ``grad``
+    None rather than stale; a gradient kernel handed such a state computes it
+    first (:func:`with_gradient`).
     """
 
     position: torch.Tensor
@@ -54,6 +57,23 @@ def energy_and_grad(energy, x):
         energies = energy(x)
         (grad,) = torch.autograd.grad(energies.sum(), x)
     return energies.detach(), grad
+
+
+def with_gradient(state, energy):
+    """``state`` with its energy gradient, computed only when the state has none.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.samplers import ChainState, with_gradient
+    >>> energy = lambda x: 0.5 * (x**2).sum(-1)
+    >>> x = torch.ones(2, 3)
+    >>> with_gradient(ChainState(x, energy(x), None), energy).grad.tolist()
+    [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    """
+    if state.grad is not None:
+        return state
+    return ChainState(state.position, *energy_and_grad(energy, state.position))
 
 
 def init_state(energy, x):
@@ -106,6 +126,8 @@ def metropolis_select(state, proposal, log_accept, generator):
     accept = log_u < log_accept
     position = torch.where(accept[:, None], proposal.position, state.position)
     energy = torch.where(accept, proposal.energy, state.energy)
-    grad = torch.where(accept[:, None], proposal.grad, state.grad)
+    grad = (
+        None if proposal.grad is None or state.grad is None else torch.where(accept[:, None], proposal.grad, state.grad)
+    )
     rate = torch.exp(torch.clamp(log_accept, max=0.0)).mean()
     return ChainState(position, energy, grad), rate

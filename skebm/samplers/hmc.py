@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from ._state import ChainState, energy_and_grad, inside, metropolis_select
+from ._state import ChainState, energy_and_grad, inside, metropolis_select, with_gradient
 
 
 def _leapfrog(state, momentum, energy, step_size, n_leapfrog):
@@ -54,6 +54,7 @@ def hmc_step(state, energy, generator, step_size, n_leapfrog=5, bounds=None):
     >>> 0.0 < float(info["acceptance_rate"]) <= 1.0
     True
     """
+    state = with_gradient(state, energy)
     x = state.position
     momentum = torch.randn(x.shape, generator=generator, device=x.device)
     proposal, new_momentum = _leapfrog(state, momentum, energy, step_size, n_leapfrog)

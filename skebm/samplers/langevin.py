@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from ._state import ChainState, energy_and_grad
+from ._state import ChainState, energy_and_grad, with_gradient
 
 
 def langevin_step(state, energy, generator, step_size, noise_scale=None, grad_clip=None, bounds=None):
@@ -56,6 +56,7 @@ def langevin_step(state, energy, generator, step_size, noise_scale=None, grad_cl
     """
     if noise_scale is None:
         noise_scale = math.sqrt(2.0 * step_size)
+    state = with_gradient(state, energy)
     grad = state.grad if grad_clip is None else state.grad.clamp(-grad_clip, grad_clip)
     noise = torch.randn(state.position.shape, generator=generator, device=state.position.device)
     x = torch.add(state.position, grad, alpha=-step_size).add_(noise, alpha=noise_scale)

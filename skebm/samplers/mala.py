@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from ._state import ChainState, energy_and_grad, inside, metropolis_select
+from ._state import ChainState, energy_and_grad, inside, metropolis_select, with_gradient
 
 
 def _log_proposal(to, frm, grad_frm, step_size):
@@ -45,6 +45,7 @@ def mala_step(state, energy, generator, step_size, bounds=None):
     >>> 0.0 < float(info["acceptance_rate"]) <= 1.0
     True
     """
+    state = with_gradient(state, energy)
     x = state.position
     noise = torch.randn(x.shape, generator=generator, device=x.device)
     proposed_x = torch.add(x, state.grad, alpha=-step_size).add_(noise, alpha=math.sqrt(2.0 * step_size))

@@ -12,7 +12,8 @@ def metropolis_step(state, energy, generator, step_size, bounds=None):
 
     Perturb ``x' = x + step_size * z`` and accept with probability
     ``min(1, exp(E(x) - E(x')))``: the plain MCMC of the CS236 notes. Needs
-    energies only, no gradients (the state's ``grad`` is left as it was).
+    energies only, no gradients: the returned state's ``grad`` is None, never
+    stale, and a gradient kernel that continues the chain computes it.
 
     Parameters
     ----------
@@ -45,7 +46,7 @@ def metropolis_step(state, energy, generator, step_size, bounds=None):
     proposed_x = torch.add(x, noise, alpha=step_size)
     with torch.no_grad():
         proposed_energy = energy(proposed_x)
-    proposal = ChainState(proposed_x, proposed_energy, state.grad)
+    proposal = ChainState(proposed_x, proposed_energy, None)
     log_accept = torch.where(inside(proposed_x, bounds), state.energy - proposed_energy, -math.inf)
     state, rate = metropolis_select(state, proposal, log_accept, generator)
     return state, {"acceptance_rate": rate}
