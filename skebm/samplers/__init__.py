@@ -52,11 +52,11 @@ SAMPLERS = {
 
 
 def make_kernel(name, step_size, noise_scale=None, grad_clip=None, n_leapfrog=5, bounds=None):
-    """The kernel called ``name`` in :data:`SAMPLERS`, with its parameters bound.
+    """The kernel called ``name`` in ``SAMPLERS``, with its parameters bound.
 
     Each kernel takes the parameters its signature names and no others:
     ``noise_scale`` and ``grad_clip`` reach Langevin only, ``n_leapfrog`` HMC
-    only, so a new kernel needs an entry in :data:`SAMPLERS` and nothing here.
+    only, so a new kernel needs an entry in ``SAMPLERS`` and nothing here.
 
     Examples
     --------
