@@ -94,3 +94,11 @@ def test_callbacks_nest_under_grid_search():
     # Two candidates on two splits and the refit: five fits of two epochs each.
     assert len(epoch_scores(log)) == 5 * 2
     assert clone(estimator)._skl_callbacks == [monitor]
+
+
+@pytest.mark.parametrize("cls", [ContrastiveDivergenceEBM, ScoreMatchingEBM])
+def test_a_scored_snapshot_by_ais_leaves_the_random_stream_alone(cls):
+    X3 = np.random.default_rng(1).normal(size=(120, 3))  # three features: log Z by AIS, which draws
+    plain = model(cls).fit(X3)
+    watched = model(cls).set_callbacks(ScoringMonitor(scoring={"ll": log_likelihood_scorer})).fit(X3)
+    np.testing.assert_array_equal(watched.score_samples(X3), plain.score_samples(X3))
