@@ -5,6 +5,8 @@ import pytest
 from sklearn.base import clone
 from sklearn.callback import ProgressBar, ScoringMonitor
 from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from skebm import NCEEBM, RBM, ContrastiveDivergenceEBM, LatentVariableEBM, ScoreMatchingEBM
 from skebm.metrics import log_likelihood_scorer
@@ -102,3 +104,13 @@ def test_a_scored_snapshot_by_ais_leaves_the_random_stream_alone(cls):
     plain = model(cls).fit(X3)
     watched = model(cls).set_callbacks(ScoringMonitor(scoring={"ll": log_likelihood_scorer})).fit(X3)
     np.testing.assert_array_equal(watched.score_samples(X3), plain.score_samples(X3))
+
+
+def test_callbacks_nest_under_a_pipeline(capsys):
+    pytest.importorskip("rich", reason="scikit-learn's ProgressBar draws with rich")
+    monitor = ScoringMonitor(scoring={"ll": log_likelihood_scorer})
+    pipeline = make_pipeline(StandardScaler(), model(ScoreMatchingEBM, max_iter=2).set_callbacks(monitor))
+    pipeline.set_callbacks(ProgressBar(max_propagation_depth=None)).fit(X)
+    assert "ScoreMatchingEBM - fit" in capsys.readouterr().out
+    (log,) = monitor.get_logs("all")
+    assert len(epoch_scores(log)) == 2
