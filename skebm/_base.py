@@ -257,9 +257,10 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
         """Hook: update the model on one minibatch; return its diagnostics.
 
         ``epoch`` is what :meth:`_begin_epoch` returned for the current epoch.
-        Diagnostics are floats, checked for divergence after every batch, or
-        0-d tensors, summed on the device without a synchronization and
-        checked at the end of the epoch.
+        Diagnostics are floats or 0-d tensors (summed on the device without a
+        synchronization); their means are checked for divergence at the end of
+        the epoch. What must never reach the weights is checked by the hook
+        itself, before its update (:class:`GradientEBM` checks the loss).
         """
 
     @abstractmethod
@@ -267,16 +268,16 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
         """Hook: diagnostics of held-out rows (a tensor); ``val_loss`` drives early stopping."""
 
     def _train(self, X, n_epochs, weights, context):
-        X_train, X_val, weights = self._split_validation(X, weights)
+        X_train, X_val, train_weights = self._split_validation(X, weights)
         data = self._as_tensor(X_train)
-        weights = None if weights is None else self._as_tensor(weights, torch.float64)
-        monitor = _EpochMonitor(self, context, X, X_train if X_val is None else X_val)
+        train_weights = None if train_weights is None else self._as_tensor(train_weights, torch.float64)
+        monitor = _EpochMonitor(self, context, X, weights, X_train if X_val is None else X_val)
         X_val = None if X_val is None else self._as_tensor(X_val)
         n_epochs, rows_per_epoch = self._epoch_plan(len(data), n_epochs)
         progress = self._progress(n_epochs * math.ceil(rows_per_epoch / self.batch_size))
         try:
             with self._fit_scope(n_epochs) as run:
-                self._train_epochs(data, weights, X_val, n_epochs, rows_per_epoch, run, progress, monitor)
+                self._train_epochs(data, train_weights, X_val, n_epochs, rows_per_epoch, run, progress, monitor)
         finally:
             progress.close()
 
@@ -393,7 +394,6 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
         with contextlib.nullcontext() if self._updates_use_autograd else torch.inference_mode():
             for batch in data[order].split(self.batch_size):  # one gather per epoch; batches are views
                 metrics = self._train_step(batch, epoch)
-                self._check_finite(metrics)
                 if progress is not None:
                     progress.update()
                 for key, value in metrics.items():
@@ -454,16 +454,17 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
         if not largest <= _ENERGY_LIMIT:
             what = f"the energies of the training rows reach {largest:.3g} (healthy fits stay within tens)"
             self._diverged(what, "after its last epoch")
-        scores = -energies - self.log_partition_
-        self.offset_ = (
-            float(np.percentile(scores, 100.0 * self.contamination))
-            if weights is None
-            else _weighted_quantile(scores, weights, self.contamination)
-        )
+        self.offset_ = self._offset(-energies - self.log_partition_, weights)
         # PyOD's view of the same fit: higher decision score = more abnormal.
         self.decision_scores_ = energies
         self.threshold_ = -self.offset_ - self.log_partition_
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
+
+    def _offset(self, scores, weights=None):
+        """The ``contamination`` quantile of the training rows' scores (weighted when weights are given)."""
+        if weights is None:
+            return float(np.percentile(scores, 100.0 * self.contamination))
+        return _weighted_quantile(scores, weights, self.contamination)
 
     # ----------------------------------------------------------- scoring
     def _as_tensor(self, X, dtype=torch.float32):
@@ -708,11 +709,12 @@ class _EpochMonitor:
     The estimator a scoring callback sees at the end of an epoch is built only
     when one asks for it, as ``fit`` ends with the rows ``X`` it was given: it
     needs ``log_partition_`` (AIS beyond two features) and ``offset_`` for the
-    weights of that epoch.
+    parameters of that epoch (with ``X``'s sample weights, as ``fit`` uses them).
     """
 
-    def __init__(self, estimator, context, X, X_scored):
-        self.estimator, self.context, self.X, self.X_scored, self.task = estimator, context, X, X_scored, None
+    def __init__(self, estimator, context, X, weights, X_scored):
+        self.estimator, self.context, self.X, self.weights, self.X_scored = estimator, context, X, weights, X_scored
+        self.task = None
 
     def begin(self):
         self.task = self.context.subcontext(task_name="epoch")
@@ -735,8 +737,7 @@ class _EpochMonitor:
             log_partition, _ = estimator._compute_log_partition(self.X)
         finally:
             estimator._generator.set_state(stream)
-        scores = -estimator.energy(self.X) - log_partition
-        offset = float(np.percentile(scores, 100.0 * estimator.contamination))
+        offset = estimator._offset(-estimator.energy(self.X) - log_partition, self.weights)
         # The snapshot gets its own copy of the weights: training goes on after the callback.
         return {"module_": copy.deepcopy(estimator.module_), "log_partition_": log_partition, "offset_": offset}
 

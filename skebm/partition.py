@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ._random import fixed_generator
 from .samplers import RandomPool, bernoulli, mala_step, sample_visible
 from .samplers._state import ChainState
 
@@ -212,7 +213,7 @@ def ais_log_partition(energy, X, n_steps=1000, n_chains=256, generator=None, dev
     >>> abs(log_z - 1.5 * math.log(2 * math.pi)) < 0.05
     True
     """
-    generator = generator if generator is not None else torch.Generator(device=device).manual_seed(0)
+    generator = generator if generator is not None else fixed_generator(device=device)
     base = _fit_gaussian(X, device)
     x = base.mean + torch.randn(n_chains, base.mean.shape[0], generator=generator, device=device) @ base.scale_tril.T
     betas = np.concatenate([[0.0], np.geomspace(1e-4, 1.0, n_steps)])
@@ -363,7 +364,7 @@ def rbm_ais_log_partition(rbm, X, n_betas=10000, n_runs=100, generator=None):
     >>> abs(log_z - rbm_exact_log_partition(rbm)) < 0.1
     True
     """
-    generator = generator if generator is not None else torch.Generator(device=rbm.weight.device).manual_seed(0)
+    generator = generator if generator is not None else fixed_generator(device=rbm.weight.device)
     rbm = type(rbm)(*(t.detach() for t in rbm[:3]), rbm.visible)
     base_bias = _base_rate_visible_bias(rbm, X)
     n_hidden = rbm.weight.shape[0]

@@ -114,3 +114,32 @@ def test_callbacks_nest_under_a_pipeline(capsys):
     assert "ScoreMatchingEBM - fit" in capsys.readouterr().out
     (log,) = monitor.get_logs("all")
     assert len(epoch_scores(log)) == 2
+
+
+class Snapshots:
+    """A callback that keeps the offset of the model it is shown at the end of each epoch."""
+
+    def __init__(self):
+        self.offsets = []
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context):
+        pass
+
+    def on_fit_task_end(self, estimator, context, *, fitted_estimator=None):
+        if context.task_name == "epoch":
+            self.offsets.append(fitted_estimator.offset_)
+
+
+@pytest.mark.parametrize("cls", [RBM, NCEEBM])
+def test_the_last_snapshot_has_the_fitted_threshold_under_sample_weights(cls):
+    weights = np.random.default_rng(2).uniform(0.5, 3.0, size=len(X))
+    snapshots = Snapshots()
+    fitted = model(cls).set_callbacks(snapshots).fit(X, sample_weight=weights)
+    assert len(snapshots.offsets) == 3
+    assert snapshots.offsets[-1] == pytest.approx(fitted.offset_, rel=1e-9)
