@@ -1,6 +1,5 @@
 """Contrastive divergence with short-run MCMC and a replay buffer."""
 
-from functools import partial
 from numbers import Integral, Real
 
 import torch
@@ -8,7 +7,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._neural import NeuralEBM
 from .losses import contrastive_divergence_loss
-from .samplers import ReplayBuffer, advance_chain, run_chain, uniform_jump_step
+from .samplers import ReplayBuffer, advance_chain, make_kernel, run_chain
 
 # base="auto" puts no base under an energy of this many features or fewer, where the chains and
 # their uniform jumps cover the box (and log Z is exact by quadrature).
@@ -66,8 +65,9 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         Weight of the energy-magnitude penalty. Larger values keep the
         energies small and training stable but widen the modes; the
         chapter-7 recipe uses 0.1.
-    sampler : {"mala", "langevin", "hmc", "metropolis"}, default="mala"
-        MCMC kernel for the negatives and for :meth:`sample`.
+    sampler : {"mala", "langevin", "hmc", "metropolis", "uniform_jump"}, default="mala"
+        MCMC kernel for the negatives and for :meth:`sample`, from
+        ``skebm.samplers.SAMPLERS``.
     step_size : float, default=0.01
         Step size of the kernel.
     n_steps : int, default=20
@@ -282,7 +282,7 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         )
 
     def _jump_kernel(self):
-        return partial(uniform_jump_step, bounds=self.module_.bounds())
+        return make_kernel("uniform_jump", bounds=self.module_.bounds())
 
     def _sampling_kernel(self):
         """Each step of the training kernel preceded by ``n_jumps`` jumps, so that samples share modes by mass.

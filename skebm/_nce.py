@@ -20,7 +20,7 @@ from ._neural import NeuralEBM, _data_box
 from ._random import numpy_seed
 from .energies import GaussianMixtureEnergy
 from .losses import nce_loss
-from .samplers import SAMPLERS
+from .samplers import ENERGY_SAMPLERS
 
 __all__ = ["NCEEBM"]
 
@@ -81,7 +81,7 @@ class NCEEBM(NeuralEBM):
         ``E(x) = -log q(x) + network(x)``. Training then starts from the
         noise density and only has to learn where the data depart from it.
         Ignored for other noise.
-    sampler : {"sir", "mala", "langevin", "hmc", "metropolis"}, default="sir"
+    sampler : {"sir", "mala", "langevin", "hmc", "metropolis", "uniform_jump"}, default="sir"
         How :meth:`sample` draws: ``"sir"`` resamples 64 noise proposals per
         sample by their importance weights ``p / q`` (exact as proposals grow,
         and free of step sizes); the others run MCMC on the learned energy
@@ -139,7 +139,7 @@ class NCEEBM(NeuralEBM):
         "noise": [StrOptions({"gaussian", "uniform", "gmm"}), HasMethods(["sample", "score_samples"])],
         "noise_ratio": [Interval(Integral, 1, None, closed="left")],
         "residual": ["boolean"],
-        "sampler": [StrOptions({"sir", *SAMPLERS})],
+        "sampler": [StrOptions({"sir", *ENERGY_SAMPLERS})],
     }
 
     def __init__(

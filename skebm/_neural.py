@@ -26,7 +26,7 @@ from .energies import (
     ResidualEnergy,
     shrunk_gaussian_energy,
 )
-from .samplers import SAMPLERS, make_kernel, run_chain
+from .samplers import ENERGY_SAMPLERS, make_kernel, run_chain
 
 __all__ = ["NeuralEBM"]
 
@@ -48,7 +48,7 @@ class NeuralEBM(GradientEBM):
         "hidden_layer_sizes": [tuple, list],
         "image_shape": [None, tuple, list],
         "bounds": [None, tuple, list],
-        "sampler": [StrOptions(set(SAMPLERS))],
+        "sampler": [StrOptions(set(ENERGY_SAMPLERS))],
         "step_size": [Interval(Real, 0, None, closed="neither")],
         "noise_scale": [None, Interval(Real, 0, None, closed="left")],
         "grad_clip": [None, Interval(Real, 0, None, closed="neither")],

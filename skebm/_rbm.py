@@ -17,7 +17,7 @@ from ._base import BaseEBM, single_threaded
 from ._checks import user_stacklevel, warn_if_far_from_standardized
 from ._random import fixed_generator, make_generator
 from .energies import RBMEnergy, RBMParams
-from .samplers import RandomPool, bernoulli, gibbs_step, run_gibbs, sample_hidden, sample_visible
+from .samplers import SAMPLERS, GibbsState, RandomPool, bernoulli, gibbs_step, run_chain, sample_hidden, sample_visible
 
 __all__ = ["RBM"]
 
@@ -385,7 +385,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         v = self._validated(V)
         with torch.no_grad():
             pool = RandomPool(self._generator, dtype=torch.float64)
-            return (gibbs_step(self._float64_energy().params(), v, pool) + 0.0).cpu().numpy()  # no -0.0
+            state, _ = gibbs_step(GibbsState(v), self._float64_energy().params(), pool)
+            return (state.position + 0.0).cpu().numpy()  # no -0.0
 
     def pseudo_likelihood(self, X, random_state=None):
         """``BernoulliRBM``'s stochastic pseudo-log-likelihood, for comparison.
@@ -417,7 +418,10 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         v = sample_visible(rbm, h, pool)
         if callback is not None:
             callback(-1, v)
-        return run_gibbs(rbm, v, self.n_sample_steps, pool, callback) + 0.0  # no -0.0
+        snapshot = None if callback is None else (lambda step, state: callback(step, state.position))
+        with torch.no_grad():
+            v, _ = run_chain(SAMPLERS["gibbs"], rbm, v, self.n_sample_steps, pool, snapshot)
+        return v + 0.0  # no -0.0
 
 
 @functools.lru_cache(maxsize=16)

@@ -24,8 +24,7 @@ import torch
 from torch.nn import functional as F
 
 from ._random import fixed_generator
-from .samplers import RandomPool, bernoulli, mala_step, sample_visible
-from .samplers._state import ChainState
+from .samplers import ChainState, GibbsState, RandomPool, gibbs_step, mala_step, sample_visible
 
 __all__ = [
     "ais_log_partition",
@@ -227,12 +226,17 @@ def ais_log_partition(energy, X, n_steps=1000, n_chains=256, generator=None, dev
         state = ChainState(x, energies, (1 - beta) * base_grad + beta * target_grad)
         state, info = mala_step(state, tempered, generator, step_size)
         x = state.position
-        step_size *= 1.02 if info["acceptance_rate"] > 0.6 else 0.98
-    log_w = torch.nan_to_num(log_w, nan=-math.inf)
-    log_z = torch.logsumexp(log_w, 0) - math.log(n_chains)
+        step_size *= 1.02 if info.acceptance_rate > 0.6 else 0.98
+    return _log_mean_weight(log_w)
+
+
+def _log_mean_weight(log_w):
+    """The log of the mean importance weight, and its delta-method standard error."""
+    log_w = torch.nan_to_num(log_w, nan=-math.inf)  # a run that overflowed carries no weight
+    n_runs = log_w.shape[0]
+    log_mean = torch.logsumexp(log_w, 0) - math.log(n_runs)
     weights = torch.exp(log_w - log_w.max())
-    relative_se = float(weights.std() / weights.mean()) / math.sqrt(n_chains)
-    return float(log_z), relative_se
+    return float(log_mean), float(weights.std() / weights.mean()) / math.sqrt(n_runs)
 
 
 def _binary_states(n_units, start, stop, dtype, device):
@@ -377,11 +381,11 @@ def rbm_ais_log_partition(rbm, X, n_betas=10000, n_runs=100, generator=None):
         log_w += (
             _tempered_log_f(rbm, base_bias, v, logits, beta) - _tempered_log_f(rbm, base_bias, v, logits, beta_prev)
         ).double()
-        h = bernoulli(torch.sigmoid(beta * logits), pool)
-        v = sample_visible(rbm.tempered(beta, base_bias), h, pool)
-    log_z = torch.logsumexp(log_w, 0) - math.log(n_runs) + _base_rate_log_partition(rbm, base_bias)
-    weights = torch.exp(log_w - log_w.max())
-    return float(log_z), float(weights.std() / weights.mean()) / math.sqrt(n_runs)
+        # The tempered RBM's hidden logits are beta times the target's, known already.
+        state, _ = gibbs_step(GibbsState(v, beta * logits), rbm.tempered(beta, base_bias), pool)
+        v = state.position
+    log_mean_weight, log_z_std = _log_mean_weight(log_w)
+    return log_mean_weight + _base_rate_log_partition(rbm, base_bias), log_z_std
 
 
 def _tempered_log_f(rbm, base_bias, v, logits, beta):

@@ -88,6 +88,14 @@ def test_jumps_are_recorded_and_can_be_switched_off(fitted, moons):
     assert CHAPTER7_PARAMS["n_jumps"] == 0  # the book's recipe has none
 
 
+@pytest.mark.parametrize("sampler", ["metropolis", "uniform_jump"])
+def test_every_registered_kernel_trains_and_samples(moons, sampler):
+    model = ContrastiveDivergenceEBM(sampler=sampler, n_jumps=0, random_state=0, **FAST).fit(moons)
+    assert all(0 < record["acceptance_rate"] < 1 for record in model.history_)
+    samples = model.sample(50, random_state=0)
+    assert np.isfinite(samples).all() and bool((samples >= model.module_.low.numpy()).all())
+
+
 @pytest.mark.parametrize("n_jumps", [0, 1])
 def test_samples_share_modes_by_mass_only_with_jumps(fitted, n_jumps):
     # A known energy in place of the fitted one: modes of mass 0.8 and 0.2 whose basins are the

@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from skebm import RBM
 from skebm.energies import RBMParams
 from skebm.partition import grid_log_partition, rbm_ais_log_partition, rbm_exact_log_partition
-from skebm.samplers import RandomPool, run_gibbs
+from skebm.samplers import SAMPLERS, RandomPool, run_chain
 
 
 def random_rbm(n_visible, n_hidden, visible="bernoulli", scale=1.0, seed=0):
@@ -84,7 +84,8 @@ def test_gibbs_sampling_reproduces_the_exact_distribution():
     exact = torch.softmax(-rbm.free_energy(states), 0).double()
     n = 20000
     start = torch.zeros(n, 4)
-    samples = run_gibbs(rbm, start, 100, RandomPool(torch.Generator().manual_seed(0)))
+    samples, rate = run_chain(SAMPLERS["gibbs"], rbm, start, 100, RandomPool(torch.Generator().manual_seed(0)))
+    assert rate is None  # Gibbs accepts every move
     codes = (samples * 2 ** torch.arange(3, -1, -1)).sum(1).long()  # itertools.product order
     empirical = torch.bincount(codes, minlength=16).double() / n
     total_variation = 0.5 * float((empirical - exact).abs().sum())

@@ -1,7 +1,6 @@
 """MCMC kernels against a Gaussian energy whose moments are known exactly."""
 
 import math
-from functools import partial
 
 import numpy as np
 import pytest
@@ -9,13 +8,21 @@ import torch
 
 from skebm.energies import MLPEnergy, QuadraticEnergy
 from skebm.samplers import (
+    ENERGY_SAMPLERS,
+    GibbsInfo,
+    GibbsState,
+    HMCInfo,
+    LangevinInfo,
+    MALAInfo,
+    MetropolisInfo,
+    RandomPool,
     ReplayBuffer,
     energy_and_grad,
+    gibbs_step,
     init_state,
     make_kernel,
     mala_step,
     run_chain,
-    uniform_jump_step,
 )
 
 MEAN = np.array([1.0, -1.0])
@@ -151,7 +158,7 @@ def test_uniform_jumps_share_chains_between_modes_by_their_masses():
 
     n_chains = 4000
     box = (torch.full((2,), -4.0), torch.full((2,), 4.0))
-    jump = partial(uniform_jump_step, bounds=box)
+    jump = make_kernel("uniform_jump", bounds=box)
     start = centers[1].repeat(n_chains, 1)
     x, rate = run_chain(jump, energy, start, 800, torch.Generator().manual_seed(0))
     heavy = float((x[:, 0] < 0).double().mean())
@@ -163,8 +170,57 @@ def test_a_gradient_kernel_after_random_walk_metropolis_uses_a_fresh_gradient():
     energy = gaussian_energy()
     x = torch.randn(40, 2, generator=torch.Generator().manual_seed(1))
     walked, _ = make_kernel("metropolis", 0.5)(init_state(energy, x), energy, torch.Generator().manual_seed(2))
-    assert walked.grad is None  # never a stale gradient from before the move
+    assert not hasattr(walked, "grad")  # never a stale gradient from before the move
     after, _ = mala_step(walked, energy, torch.Generator().manual_seed(3), 0.1)
     fresh, _ = mala_step(init_state(energy, walked.position), energy, torch.Generator().manual_seed(3), 0.1)
     torch.testing.assert_close(after.position, fresh.position)
     torch.testing.assert_close(after.grad, energy_and_grad(energy, after.position)[1])
+
+
+INFO_TYPES = {
+    "langevin": LangevinInfo,
+    "mala": MALAInfo,
+    "metropolis": MetropolisInfo,
+    "hmc": HMCInfo,
+    "uniform_jump": MetropolisInfo,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENERGY_SAMPLERS))
+def test_each_kernel_reports_its_own_info_as_tensors(name):
+    assert set(INFO_TYPES) == ENERGY_SAMPLERS  # a new kernel needs its row here
+    energy = gaussian_energy()
+    kernel = make_kernel(name, step_size=0.5, bounds=(torch.full((2,), -4.0), torch.full((2,), 4.0)))
+    state = kernel.init(energy, torch.randn(200, 2, generator=torch.Generator().manual_seed(0)))
+    new, info = kernel(state, energy, torch.Generator().manual_seed(1))
+    assert type(info) is INFO_TYPES[name]
+    assert all(isinstance(value, torch.Tensor) for value in info)  # read once, at the end of a chain
+    if "is_accepted" in info._fields:
+        moved = (new.position != state.position).any(-1)
+        torch.testing.assert_close(moved, info.is_accepted)
+        assert 0 < int(info.is_accepted.sum()) < 200
+
+
+def test_hmc_acceptance_rate_is_the_mean_metropolis_probability_of_its_energy_change():
+    energy = gaussian_energy()
+    state = init_state(energy, torch.randn(500, 2, generator=torch.Generator().manual_seed(0)))
+    _, info = make_kernel("hmc", 0.6)(state, energy, torch.Generator().manual_seed(1))
+    expected = torch.exp(torch.clamp(-info.energy_change, max=0.0)).mean()
+    torch.testing.assert_close(info.acceptance_rate, expected)
+
+
+def test_a_kernel_that_needs_a_step_size_says_so():
+    with pytest.raises(ValueError, match="needs a step_size"):
+        make_kernel("mala")
+
+
+def test_gibbs_with_known_hidden_logits_takes_the_same_step():
+    from skebm.energies import RBMParams
+
+    g = torch.Generator().manual_seed(0)
+    rbm = RBMParams(torch.randn(5, 7, generator=g), torch.randn(5, generator=g), torch.randn(7, generator=g))
+    v = torch.randint(0, 2, (50, 7), generator=g).float()
+    plain, info = gibbs_step(GibbsState(v), rbm, RandomPool(torch.Generator().manual_seed(1)))
+    cached, _ = gibbs_step(GibbsState(v, rbm.hidden_logits(v)), rbm, RandomPool(torch.Generator().manual_seed(1)))
+    torch.testing.assert_close(plain.position, cached.position, rtol=0, atol=0)
+    assert type(info) is GibbsInfo

@@ -1,4 +1,4 @@
-"""What every kernel shares: the chain state and the energy-and-gradient call."""
+"""What the kernels for continuous energies share: their states and the energy-and-gradient call."""
 
 import math
 from contextlib import contextmanager
@@ -8,18 +8,27 @@ import torch
 
 
 class ChainState(NamedTuple):
-    """Positions of many chains with their cached energies and energy gradients.
+    """The state of the gradient kernels: positions of many chains with their energies and energy gradients.
 
     Caching the energy and gradient at the current position means each kernel
-    evaluates the network once per step (at the proposal), never twice. A
-    kernel that needs no gradient (random-walk Metropolis) leaves ``grad``
-    None rather than stale; a gradient kernel handed such a state computes it
-    first (:func:`with_gradient`).
+    evaluates the network once per step (at the proposal), never twice.
     """
 
     position: torch.Tensor
     energy: torch.Tensor
     grad: torch.Tensor
+
+
+class EnergyState(NamedTuple):
+    """The state of random-walk Metropolis: positions with their energies and no gradient.
+
+    A kernel that needs no gradient keeps none, rather than a stale one; a
+    gradient kernel handed this state computes the gradient first
+    (:func:`with_gradient`).
+    """
+
+    position: torch.Tensor
+    energy: torch.Tensor
 
 
 def energy_and_grad(energy, x):
@@ -60,18 +69,18 @@ def energy_and_grad(energy, x):
 
 
 def with_gradient(state, energy):
-    """``state`` with its energy gradient, computed only when the state has none.
+    """``state`` as a :class:`ChainState`, its energy gradient computed only when it has none.
 
     Examples
     --------
     >>> import torch
-    >>> from skebm.samplers import ChainState, with_gradient
+    >>> from skebm.samplers import EnergyState, with_gradient
     >>> energy = lambda x: 0.5 * (x**2).sum(-1)
     >>> x = torch.ones(2, 3)
-    >>> with_gradient(ChainState(x, energy(x), None), energy).grad.tolist()
+    >>> with_gradient(EnergyState(x, energy(x)), energy).grad.tolist()
     [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
     """
-    if state.grad is not None:
+    if isinstance(state, ChainState):
         return state
     return ChainState(state.position, *energy_and_grad(energy, state.position))
 
@@ -118,16 +127,17 @@ def inside(x, bounds):
 def metropolis_select(state, proposal, log_accept, generator):
     """Accept each chain's proposal with probability ``min(1, exp(log_accept))``.
 
-    Returns the new state and the mean acceptance probability, a 0-d tensor: reading it as a
-    number would wait for the device at every step, so chains add it up and read it once.
+    ``state`` and ``proposal`` are states of one type; every field is chosen
+    row by row. Returns the new state, the mean acceptance probability (a 0-d
+    tensor: reading it as a number would wait for the device at every step, so
+    chains add it up and read it once) and which chains moved.
     """
     log_accept = torch.nan_to_num(log_accept, nan=-math.inf)  # an overflowing proposal is rejected
     log_u = torch.log(torch.rand(log_accept.shape, generator=generator, device=log_accept.device))
     accept = log_u < log_accept
-    position = torch.where(accept[:, None], proposal.position, state.position)
-    energy = torch.where(accept, proposal.energy, state.energy)
-    grad = (
-        None if proposal.grad is None or state.grad is None else torch.where(accept[:, None], proposal.grad, state.grad)
+    chosen = (
+        torch.where(accept.view(-1, *(1,) * (new.dim() - 1)), new, old)
+        for new, old in zip(proposal, state, strict=True)
     )
     rate = torch.exp(torch.clamp(log_accept, max=0.0)).mean()
-    return ChainState(position, energy, grad), rate
+    return type(state)(*chosen), rate, accept

@@ -2,7 +2,9 @@
 
 Given the visible units the hidden units are independent, and the other way
 round, so one step samples a whole layer at once: ``v -> h ~ p(h | v) ->
-v' ~ p(v | h)``, for many chains in parallel.
+v' ~ p(v | h)``, for many chains in parallel. The step is a kernel like the
+others (``(state, rbm, pool) -> (state, info)``), so :func:`run_chain` runs it
+and annealed importance sampling moves its tempered RBMs with it.
 
 RBMs train with small batches, where a step costs a handful of tiny tensor
 operations and the fixed cost of each call dominates. So random numbers come
@@ -10,9 +12,36 @@ from a :class:`RandomPool`, drawn from the generator in large blocks, and a
 Bernoulli draw is one subtraction and a rounding.
 """
 
+from typing import NamedTuple
+
 import torch
 
-__all__ = ["RandomPool", "bernoulli", "gibbs_step", "run_gibbs", "sample_hidden", "sample_visible"]
+__all__ = [
+    "GibbsInfo",
+    "GibbsState",
+    "RandomPool",
+    "bernoulli",
+    "gibbs_step",
+    "init_gibbs_state",
+    "sample_hidden",
+    "sample_visible",
+]
+
+
+class GibbsState(NamedTuple):
+    """Visible units of many chains, with the hidden logits ``W v + c`` when they are known.
+
+    A caller that has the logits already (annealed importance sampling needs
+    them for its weights) passes them in and saves the step a product; the
+    step returns None there, since its caller may not need them.
+    """
+
+    position: torch.Tensor
+    hidden_logits: torch.Tensor = None
+
+
+class GibbsInfo(NamedTuple):
+    """What a Gibbs step reports: nothing, as every move is accepted."""
 
 
 class RandomPool:
@@ -118,48 +147,48 @@ def sample_visible(rbm, h, pool):
     return mean.add_(pool.normal(*mean.shape))
 
 
-def gibbs_step(rbm, v, pool):
-    """One block Gibbs step ``v -> h -> v'``.
+def init_gibbs_state(rbm, v):
+    """Start Gibbs chains at the visible states ``v``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.samplers import init_gibbs_state
+    >>> init_gibbs_state(None, torch.zeros(4, 2)).position.shape
+    torch.Size([4, 2])
+    """
+    return GibbsState(v)
+
+
+def gibbs_step(state, rbm, pool):
+    """One block Gibbs step ``v -> h -> v'`` for every chain.
 
     Parameters
     ----------
+    state : GibbsState
     rbm : skebm.energies.RBMParams
-    v : torch.Tensor of shape (n_chains, n_visible)
     pool : RandomPool
+        The random numbers, drawn in blocks (a :class:`torch.Generator`'s
+        place in the other kernels).
 
     Returns
     -------
-    v : torch.Tensor of shape (n_chains, n_visible)
+    state : GibbsState
+    info : GibbsInfo
 
     Examples
     --------
     >>> import torch
     >>> from skebm.energies import RBMParams
-    >>> from skebm.samplers import RandomPool, gibbs_step
+    >>> from skebm.samplers import GibbsState, RandomPool, gibbs_step
     >>> rbm = RBMParams(torch.zeros(3, 2), torch.zeros(3), torch.full((2,), 50.0))
-    >>> (gibbs_step(rbm, torch.zeros(4, 2), RandomPool(torch.Generator().manual_seed(0))) + 0.0).tolist()
+    >>> pool = RandomPool(torch.Generator().manual_seed(0))
+    >>> state, info = gibbs_step(GibbsState(torch.zeros(4, 2)), rbm, pool)
+    >>> (state.position + 0.0).tolist()
     [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]
     """
-    return sample_visible(rbm, sample_hidden(rbm, v, pool), pool)
-
-
-@torch.no_grad()
-def run_gibbs(rbm, v, n_steps, pool, callback=None):
-    """``n_steps`` block Gibbs steps from ``v``, without autograd.
-
-    ``callback(step, v)``, if given, is called after each step (for snapshots).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skebm.energies import RBMParams
-    >>> from skebm.samplers import RandomPool, run_gibbs
-    >>> rbm = RBMParams(torch.zeros(3, 2), torch.zeros(3), torch.zeros(2))
-    >>> run_gibbs(rbm, torch.zeros(5, 2), 10, RandomPool(torch.Generator().manual_seed(0))).shape
-    torch.Size([5, 2])
-    """
-    for step in range(n_steps):
-        v = gibbs_step(rbm, v, pool)
-        if callback is not None:
-            callback(step, v)
-    return v
+    if state.hidden_logits is None:
+        h = sample_hidden(rbm, state.position, pool)
+    else:
+        h = bernoulli(torch.sigmoid(state.hidden_logits), pool)
+    return GibbsState(sample_visible(rbm, h, pool)), GibbsInfo()

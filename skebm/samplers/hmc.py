@@ -1,10 +1,31 @@
 """Hamiltonian Monte Carlo: leapfrog integration and a Metropolis correction."""
 
 import math
+from typing import NamedTuple
 
 import torch
 
 from ._state import ChainState, energy_and_grad, inside, metropolis_select, with_gradient
+
+
+class HMCInfo(NamedTuple):
+    """What an HMC step reports, as tensors.
+
+    Attributes
+    ----------
+    acceptance_rate : torch.Tensor of shape ()
+        Mean Metropolis-Hastings acceptance probability over the chains.
+    is_accepted : torch.Tensor of shape (n_chains,)
+        Which chains moved.
+    energy_change : torch.Tensor of shape (n_chains,)
+        ``H_new - H_old`` along each trajectory: the leapfrog integrator's
+        error, which grows with the step size (large values mean the step size
+        is too large for the energy's curvature).
+    """
+
+    acceptance_rate: torch.Tensor
+    is_accepted: torch.Tensor
+    energy_change: torch.Tensor
 
 
 def _leapfrog(state, momentum, energy, step_size, n_leapfrog):
@@ -41,8 +62,7 @@ def hmc_step(state, energy, generator, step_size, n_leapfrog=5, bounds=None):
     Returns
     -------
     state : ChainState
-    info : dict
-        ``{"acceptance_rate": 0-d tensor}``.
+    info : HMCInfo
 
     Examples
     --------
@@ -51,7 +71,7 @@ def hmc_step(state, energy, generator, step_size, n_leapfrog=5, bounds=None):
     >>> energy = lambda x: 0.5 * (x**2).sum(-1)
     >>> gen = torch.Generator().manual_seed(0)
     >>> state, info = hmc_step(init_state(energy, torch.zeros(50, 2)), energy, gen, 0.2)
-    >>> 0.0 < float(info["acceptance_rate"]) <= 1.0
+    >>> 0.0 < float(info.acceptance_rate) <= 1.0
     True
     """
     state = with_gradient(state, energy)
@@ -61,5 +81,5 @@ def hmc_step(state, energy, generator, step_size, n_leapfrog=5, bounds=None):
     h_old = state.energy + 0.5 * (momentum * momentum).sum(-1)
     h_new = proposal.energy + 0.5 * (new_momentum * new_momentum).sum(-1)
     log_accept = torch.where(inside(proposal.position, bounds), h_old - h_new, -math.inf)
-    state, rate = metropolis_select(state, proposal, log_accept, generator)
-    return state, {"acceptance_rate": rate}
+    state, rate, accepted = metropolis_select(state, proposal, log_accept, generator)
+    return state, HMCInfo(rate, accepted, h_new - h_old)

@@ -1,10 +1,15 @@
 """Unadjusted Langevin dynamics, in the textbook form and the chapter-7 form."""
 
 import math
+from typing import NamedTuple
 
 import torch
 
 from ._state import ChainState, energy_and_grad, with_gradient
+
+
+class LangevinInfo(NamedTuple):
+    """What a Langevin step reports: nothing, as it has no acceptance step."""
 
 
 def langevin_step(state, energy, generator, step_size, noise_scale=None, grad_clip=None, bounds=None):
@@ -40,8 +45,7 @@ def langevin_step(state, energy, generator, step_size, noise_scale=None, grad_cl
     Returns
     -------
     state : ChainState
-    info : dict
-        Empty; Langevin has no acceptance step.
+    info : LangevinInfo
 
     Examples
     --------
@@ -62,4 +66,4 @@ def langevin_step(state, energy, generator, step_size, noise_scale=None, grad_cl
     x = torch.add(state.position, grad, alpha=-step_size).add_(noise, alpha=noise_scale)
     if bounds is not None:
         x = torch.maximum(torch.minimum(x, bounds[1]), bounds[0])
-    return ChainState(x, *energy_and_grad(energy, x)), {}
+    return ChainState(x, *energy_and_grad(energy, x)), LangevinInfo()

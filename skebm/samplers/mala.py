@@ -1,10 +1,26 @@
 """Metropolis-adjusted Langevin algorithm."""
 
 import math
+from typing import NamedTuple
 
 import torch
 
 from ._state import ChainState, energy_and_grad, inside, metropolis_select, with_gradient
+
+
+class MALAInfo(NamedTuple):
+    """What a MALA step reports, as tensors.
+
+    Attributes
+    ----------
+    acceptance_rate : torch.Tensor of shape ()
+        Mean Metropolis-Hastings acceptance probability over the chains.
+    is_accepted : torch.Tensor of shape (n_chains,)
+        Which chains moved.
+    """
+
+    acceptance_rate: torch.Tensor
+    is_accepted: torch.Tensor
 
 
 def _log_proposal(to, frm, grad_frm, step_size):
@@ -32,8 +48,7 @@ def mala_step(state, energy, generator, step_size, bounds=None):
     Returns
     -------
     state : ChainState
-    info : dict
-        ``{"acceptance_rate": 0-d tensor}``, the mean acceptance probability.
+    info : MALAInfo
 
     Examples
     --------
@@ -42,7 +57,7 @@ def mala_step(state, energy, generator, step_size, bounds=None):
     >>> energy = lambda x: 0.5 * (x**2).sum(-1)
     >>> gen = torch.Generator().manual_seed(0)
     >>> state, info = mala_step(init_state(energy, torch.zeros(50, 2)), energy, gen, 0.1)
-    >>> 0.0 < float(info["acceptance_rate"]) <= 1.0
+    >>> 0.0 < float(info.acceptance_rate) <= 1.0
     True
     """
     state = with_gradient(state, energy)
@@ -57,5 +72,5 @@ def mala_step(state, energy, generator, step_size, bounds=None):
         - _log_proposal(proposed_x, x, state.grad, step_size)
     )
     log_accept = torch.where(inside(proposed_x, bounds), log_accept, -math.inf)
-    state, rate = metropolis_select(state, proposal, log_accept, generator)
-    return state, {"acceptance_rate": rate}
+    state, rate, accepted = metropolis_select(state, proposal, log_accept, generator)
+    return state, MALAInfo(rate, accepted)
