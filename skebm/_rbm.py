@@ -424,7 +424,6 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         return v + 0.0  # no -0.0
 
 
-@functools.lru_cache(maxsize=16)
 class _Run(NamedTuple):
     """What the epochs of one call to ``fit`` share."""
 
@@ -441,6 +440,7 @@ class _Epoch(NamedTuple):
     pool: RandomPool
 
 
+@functools.lru_cache(maxsize=16)  # every full batch asks for the same weights
 def _signed_means(n_data, n_negatives, device):
     """Row weights, as a column and a row, that turn sums into ``mean over data - mean over negatives``."""
     row = torch.cat([torch.full((n_data,), 1.0 / n_data), torch.full((n_negatives,), -1.0 / n_negatives)]).to(device)
