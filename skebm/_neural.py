@@ -71,7 +71,8 @@ class NeuralEBM(GradientEBM):
 
     def _check_input(self, X):
         super()._check_input(X)
-        warn_if_far_from_standardized(self, X)
+        if self.image_shape is None:  # pixels share one scale and keep their place, constant or not
+            warn_if_far_from_standardized(self, X)
         if self.image_shape is not None and int(np.prod(self.image_shape)) != X.shape[1]:
             raise ValueError(
                 f"image_shape={tuple(self.image_shape)} holds {int(np.prod(self.image_shape))} values, "

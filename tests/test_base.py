@@ -79,6 +79,18 @@ def test_data_far_from_standardized_gets_a_warning_that_says_what_to_do(cls):
         cls(**params).fit(np.column_stack([X, np.full(200, 3.0)]))
 
 
+def test_images_are_not_told_to_standardize_or_drop_pixels():
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data[:64] / 8.0 - 1.0  # in [-1, 1], with constant corner pixels
+    params = dict(network="conv", image_shape=(1, 8, 8), max_updates=1, log_partition=None, n_sample_steps=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ContrastiveDivergenceEBM(**params).fit(X)
+    with pytest.warns(UserWarning, match="StandardScaler"):  # the same pixels as a table do get the advice
+        ContrastiveDivergenceEBM(max_updates=1, log_partition=None).fit(X)
+
+
 @pytest.mark.parametrize("cls", [ContrastiveDivergenceEBM, ScoreMatchingEBM])
 def test_a_gaussian_base_on_constant_columns_is_still_a_density(cls):
     # Found by the property suite: the shrunk covariance of constant data was singular.
