@@ -1,10 +1,12 @@
 """Contrastive divergence with short-run MCMC and a replay buffer."""
 
+import warnings
 from numbers import Integral, Real
 
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._checks import user_stacklevel
 from ._neural import NeuralEBM
 from .losses import contrastive_divergence_loss
 from .samplers import ReplayBuffer, advance_chain, make_kernel, run_chain
@@ -12,6 +14,8 @@ from .samplers import ReplayBuffer, advance_chain, make_kernel, run_chain
 # base="auto" puts no base under an energy of this many features or fewer, where the chains and
 # their uniform jumps cover the box (and log Z is exact by quadrature).
 _NO_BASE_MAX_FEATURES = 2
+# Below this acceptance rate the training chains are stuck: MALA works best near 0.57, HMC near 0.65.
+_STUCK_ACCEPTANCE = 0.01
 
 #: The image recipe of "Generative Deep Learning", chapter 7, for rows scaled to [-1, 1]:
 #: ``ContrastiveDivergenceEBM(image_shape=(1, 8, 8), **CHAPTER7_PARAMS)``. log Z is left
@@ -246,6 +250,23 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+
+    def _finalize(self, X, weights=None):
+        self._warn_if_chains_were_stuck()
+        super()._finalize(X, weights)
+
+    def _warn_if_chains_were_stuck(self):
+        rate = self.history_[-1].get("acceptance_rate") if self.history_ else None
+        if rate is None or rate >= _STUCK_ACCEPTANCE:
+            return
+        warnings.warn(
+            f"The {self.sampler} chains accepted {rate:.2%} of their proposals in the last epoch: the negatives "
+            "barely moved from the replay buffer, so the model learned the data against noise. Lower step_size "
+            f"(now {self.step_size:g}) until history_'s acceptance_rate is 0.3 to 0.9; for images, Langevin as in "
+            "skebm.CHAPTER7_PARAMS moves further per step.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
 
     def _initialize(self, X):
         self.base_ = self._base_density(X.shape[1])

@@ -1,5 +1,6 @@
 import copy
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -272,3 +273,16 @@ def test_auto_base_is_gaussian_for_mlp_energies_above_two_features(n_features, n
     assert model.base_ == ("gaussian" if has_base else None)
     if has_base:  # the Gaussian fitted to the data
         np.testing.assert_allclose(model.module_.network.base.means.numpy()[0], X.mean(axis=0), atol=1e-5)
+
+
+def test_chains_that_accept_nothing_get_a_warning_that_says_what_to_do(digits):
+    # On [-1, 1] digits the conv energy's gradients grow to hundreds within an epoch, and MALA at
+    # step 0.01 overshoots on every proposal; at 1e-4 about two in five proposals are accepted.
+    params = dict(network="conv", image_shape=(1, 8, 8), max_updates=50, log_partition=None, n_sample_steps=1)
+    with pytest.warns(UserWarning, match=r"accepted 0\.\d\d% of their proposals.*Lower step_size \(now 0\.01\)"):
+        stuck = ContrastiveDivergenceEBM(random_state=0, **params).fit(digits[0])
+    assert stuck.history_[-1]["acceptance_rate"] < 0.01
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        moving = ContrastiveDivergenceEBM(step_size=1e-4, random_state=0, **params).fit(digits[0])
+    assert moving.history_[-1]["acceptance_rate"] > 0.1
