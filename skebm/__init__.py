@@ -1,7 +1,7 @@
 """skebm: energy-based models as scikit-learn estimators, trained with PyTorch."""
 
 from ._base import DivergenceError
-from ._contrastive_divergence import CHAPTER7_PARAMS, ContrastiveDivergenceEBM
+from ._contrastive_divergence import CHAPTER7_PARAMS, SHORT_RUN_PARAMS, ContrastiveDivergenceEBM
 from ._latent import EllipseDecoder, LatentEnergy, LatentVariableEBM
 from ._nce import NCEEBM
 from ._rbm import RBM
@@ -14,6 +14,7 @@ __all__ = [
     "CHAPTER7_PARAMS",
     "NCEEBM",
     "RBM",
+    "SHORT_RUN_PARAMS",
     "ContrastiveDivergenceEBM",
     "DivergenceError",
     "EllipseDecoder",

@@ -34,6 +34,19 @@ CHAPTER7_PARAMS = {
     "log_partition": None,
 }
 
+#: Non-persistent short-run chains (Nijkamp et al., NeurIPS 2019) on the chapter-7 network and
+#: Langevin, for images scaled to [-1, 1]: every training chain starts from uniform noise
+#: (``fresh_fraction=1``), and ``sample`` runs the same 60 steps from the same noise, so the
+#: samples come from exactly the sampler the energy was trained against (longer chains drift
+#: away from the data: the energy is trained for 60 steps, not as a stationary density).
+#: ``ContrastiveDivergenceEBM(image_shape=(1, 8, 8), **SHORT_RUN_PARAMS)``.
+SHORT_RUN_PARAMS = {
+    **CHAPTER7_PARAMS,
+    "fresh_fraction": 1.0,
+    "n_sample_steps": CHAPTER7_PARAMS["n_steps"],
+    "learning_rate": 1e-3,
+}
+
 
 class ContrastiveDivergenceEBM(NeuralEBM):
     """Energy-based model trained by contrastive divergence with short-run MCMC.
