@@ -31,7 +31,7 @@ autodoc_default_options = {"members": True, "inherited-members": "Module"}  # no
 numpydoc_show_class_members = False
 numpydoc_validation_checks = set()
 nitpicky = True  # a reference to a missing object fails the build
-nitpick_ignore_regex = [(r"py:.*", r"(torch|sklearn|numpy|matplotlib)\..*")]
+nitpick_ignore_regex = [(r"py:.*", r"(torch|sklearn|numpy|matplotlib|collections\.abc)\..*")]  # no intersphinx offline
 nitpick_ignore = [("py:class", "Module")]  # from torch.nn.Module.forward's docstring, which our forwards inherit
 
 # scikit-learn's metadata-routing and set_output methods: their docstrings point into scikit-learn's own docs.
