@@ -61,8 +61,11 @@ class ContrastiveDivergenceEBM(NeuralEBM):
     The defaults suit standardized tabular data (put a ``StandardScaler``
     first): a 128-128-128 swish MLP, MALA chains of ``n_steps=20`` steps at
     ``step_size=0.01`` after ``n_jumps=3`` jumps, minibatches of 32, 50
-    epochs. For images in [-1, 1], use ``network="conv"``, ``image_shape``
-    and the chapter-7 Langevin form, collected in ``skebm.CHAPTER7_PARAMS``.
+    epochs. For images in [-1, 1], pass ``image_shape`` and
+    ``**skebm.SHORT_RUN_PARAMS`` (the chapter-7 network and Langevin, every
+    training chain from noise and ``sample`` running the same steps), or the
+    book's recipe, ``**skebm.CHAPTER7_PARAMS``; the tabular MALA chains do not
+    move on images.
 
     ``log_partition_`` is exact by grid quadrature for one or two features
     and estimated by annealed importance sampling otherwise, so
@@ -275,8 +278,8 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         warnings.warn(
             f"The {self.sampler} chains accepted {rate:.2%} of their proposals in the last epoch: the negatives "
             "barely moved from the replay buffer, so the model learned the data against noise. Lower step_size "
-            f"(now {self.step_size:g}) until history_'s acceptance_rate is 0.3 to 0.9; for images, Langevin as in "
-            "skebm.CHAPTER7_PARAMS moves further per step.",
+            f"(now {self.step_size:g}) until history_'s acceptance_rate is 0.3 to 0.9; for images, pass "
+            "**skebm.SHORT_RUN_PARAMS, whose Langevin chains move further per step.",
             UserWarning,
             stacklevel=user_stacklevel(),
         )
