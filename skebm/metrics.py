@@ -100,11 +100,16 @@ def mmd(X, Y, bandwidth=None):
     if bandwidth is None:
         bandwidth = float(torch.sqrt(torch.median(sq[sq > 0])))
     kernel = torch.exp(-sq / (2 * bandwidth**2))
-    n, m = len(X), len(Y)
-    kxx = (kernel[:n, :n].sum() - n) / (n * (n - 1))
-    kyy = (kernel[n:, n:].sum() - m) / (m * (m - 1))
-    kxy = kernel[:n, n:].mean()
-    return float(kxx + kyy - 2 * kxy)
+    n = len(X)
+    return float(_unbiased_mmd2(kernel[:n, :n], kernel[n:, n:], kernel[:n, n:]))
+
+
+def _unbiased_mmd2(k_xx, k_yy, k_xy):
+    """The U-statistic of the squared MMD from the three kernel matrices (the diagonals left out)."""
+    n, m = len(k_xx), len(k_yy)
+    within_x = (k_xx.sum() - k_xx.diagonal().sum()) / (n * (n - 1))
+    within_y = (k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
+    return within_x + within_y - 2.0 * k_xy.mean()
 
 
 def mmd_scorer(estimator, X, y=None, n_samples=None, random_state=0):
@@ -252,11 +257,9 @@ def kernel_distance(X, Y, features=None, n_subsets=50, subset_size=1000, random_
 
 
 def _polynomial_mmd2(X, Y):
-    """The unbiased squared MMD of two equal-sized samples under KID's cubic kernel."""
-    d, n = X.shape[1], len(X)
-    k_xx, k_yy, k_xy = ((A @ B.T / d + 1.0) ** 3 for A, B in ((X, X), (Y, Y), (X, Y)))
-    within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
-    return within - 2.0 * k_xy.mean()
+    """The unbiased squared MMD of two samples under KID's cubic kernel."""
+    d = X.shape[1]
+    return _unbiased_mmd2(*((A @ B.T / d + 1.0) ** 3 for A, B in ((X, X), (Y, Y), (X, Y))))
 
 
 def make_frechet_scorer(features=None, n_samples=None, random_state=0):

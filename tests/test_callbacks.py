@@ -57,11 +57,8 @@ def test_progress_bar_runs_with_every_estimator(cls, capsys):
     assert f"{cls.__name__} - fit" in capsys.readouterr().out
 
 
-class StopAfter:
-    """A callback that asks the estimator to stop after ``n`` epochs."""
-
-    def __init__(self, n):
-        self.n, self.seen = n, 0
+class QuietCallback:
+    """The callback protocol's hooks, doing nothing: the test callbacks fill ``on_fit_task_end``."""
 
     def setup(self, estimator, context):
         pass
@@ -71,6 +68,13 @@ class StopAfter:
 
     def on_fit_task_begin(self, estimator, context):
         pass
+
+
+class StopAfter(QuietCallback):
+    """A callback that asks the estimator to stop after ``n`` epochs."""
+
+    def __init__(self, n):
+        self.n, self.seen = n, 0
 
     def on_fit_task_end(self, estimator, context):
         if context.task_name != "epoch":
@@ -116,20 +120,11 @@ def test_callbacks_nest_under_a_pipeline(capsys):
     assert len(epoch_scores(log)) == 2
 
 
-class Snapshots:
+class Snapshots(QuietCallback):
     """A callback that keeps the offset of the model it is shown at the end of each epoch."""
 
     def __init__(self):
         self.offsets = []
-
-    def setup(self, estimator, context):
-        pass
-
-    def teardown(self, estimator, context):
-        pass
-
-    def on_fit_task_begin(self, estimator, context):
-        pass
 
     def on_fit_task_end(self, estimator, context, *, fitted_estimator=None):
         if context.task_name == "epoch":
