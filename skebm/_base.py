@@ -126,6 +126,17 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
     # Updates written by hand (no autograd) run under torch.inference_mode.
     _updates_use_autograd = True
 
+    def _setting(self, name):
+        """Parameter ``name``, with ``"auto"`` resolved by :meth:`_auto_settings`."""
+        value = getattr(self, name)
+        if isinstance(value, str) and value == "auto":
+            return self._auto_settings()[name]
+        return value
+
+    def _auto_settings(self):
+        """Hook: by parameter name, the value ``"auto"`` stands for (parameters, not data, decide it)."""
+        return {}
+
     # Attributes of a fitted model, saved before ``fit`` and restored if it fails. The generator is
     # part of it: a failed fit must not move the stream the next fit or sample() draws from.
     def _fitted_state(self):

@@ -66,7 +66,7 @@ class NeuralEBM(GradientEBM):
         check_layer_sizes(self, "hidden_layer_sizes")
         if self.image_shape is not None:
             check_layer_sizes(self, "image_shape")
-        if self.bounds is not None:
+        if isinstance(self.bounds, (tuple, list)):
             check_interval(self, "bounds")
 
     def _check_input(self, X):
@@ -82,7 +82,9 @@ class NeuralEBM(GradientEBM):
             raise ValueError("network='conv' needs image_shape=(channels, height, width).")
 
     def _initialize(self, X):
-        self.module_ = self._new_module(X.shape[1], _data_box(X, self.bounds), self._generator).to(self.device_)
+        self.module_ = self._new_module(X.shape[1], _data_box(X, self._setting("bounds")), self._generator).to(
+            self.device_
+        )
         if self._base_density(X.shape[1]) == "gaussian":
             rows = evenly_spaced_rows(X)
             self.module_.network.base.load_state_dict(shrunk_gaussian_energy(rows).state_dict())
@@ -121,7 +123,9 @@ class NeuralEBM(GradientEBM):
         if callback is not None:
             callback(-1, start)
         snapshot = None if callback is None else (lambda step, state: callback(step, state.position))
-        x, _ = run_chain(self._sampling_kernel(), self.module_, start, self.n_sample_steps, generator, snapshot)
+        x, _ = run_chain(
+            self._sampling_kernel(), self.module_, start, self._setting("n_sample_steps"), generator, snapshot
+        )
         return x
 
     def _sampling_kernel(self):
@@ -130,10 +134,10 @@ class NeuralEBM(GradientEBM):
 
     def _kernel(self):
         return make_kernel(
-            self.sampler,
-            self.step_size,
-            noise_scale=self.noise_scale,
-            grad_clip=self.grad_clip,
+            self._setting("sampler"),
+            self._setting("step_size"),
+            noise_scale=self._setting("noise_scale"),
+            grad_clip=self._setting("grad_clip"),
             bounds=self.module_.bounds(),
         )
 

@@ -275,11 +275,12 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         # The parameter tensors are updated in place, so one view of them serves the whole epoch.
         return _Epoch(self.module_.params(), self.learning_rate_, run.pool)
 
+    def _auto_settings(self):
+        return {"learning_rate": 0.1 if self.visible == "bernoulli" else 0.01}
+
     def _scheduled_learning_rate(self, run):
         """``learning_rate``, falling linearly over the epochs of this call to ``fit`` if so scheduled."""
-        rate = self.learning_rate
-        if rate == "auto":
-            rate = 0.1 if self.visible == "bernoulli" else 0.01
+        rate = self._setting("learning_rate")
         if self.learning_rate_schedule == "constant":
             return rate
         return rate * (1 - (len(self.history_) - run.first_epoch) / run.n_epochs)

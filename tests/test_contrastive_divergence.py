@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.model_selection import GridSearchCV
 
-from skebm import CHAPTER7_PARAMS, ContrastiveDivergenceEBM, DivergenceError
+from skebm import CHAPTER7_PARAMS, SHORT_RUN_PARAMS, ContrastiveDivergenceEBM, DivergenceError
 from skebm.datasets import eight_gaussians_log_density, load_digits_scaled, make_eight_gaussians, make_moons
 from skebm.energies import BoxedEnergy, GaussianMixtureEnergy, ResidualEnergy
 from skebm.metrics import mmd
@@ -278,11 +278,41 @@ def test_auto_base_is_gaussian_for_mlp_energies_above_two_features(n_features, n
 def test_chains_that_accept_nothing_get_a_warning_that_says_what_to_do(digits):
     # On [-1, 1] digits the conv energy's gradients grow to hundreds within an epoch, and MALA at
     # step 0.01 overshoots on every proposal; at 1e-4 about two in five proposals are accepted.
-    params = dict(network="conv", image_shape=(1, 8, 8), max_updates=50, log_partition=None, n_sample_steps=1)
+    params = dict(network="conv", image_shape=(1, 8, 8), sampler="mala", max_updates=50, log_partition=None)
+    params["n_sample_steps"] = 1
     with pytest.warns(UserWarning, match=r"accepted 0\.\d\d% of their proposals.*Lower step_size \(now 0\.01\)"):
-        stuck = ContrastiveDivergenceEBM(random_state=0, **params).fit(digits[0])
+        stuck = ContrastiveDivergenceEBM(step_size=0.01, random_state=0, **params).fit(digits[0])
     assert stuck.history_[-1]["acceptance_rate"] < 0.01
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         moving = ContrastiveDivergenceEBM(step_size=1e-4, random_state=0, **params).fit(digits[0])
     assert moving.history_[-1]["acceptance_rate"] > 0.1
+
+
+@pytest.mark.parametrize(
+    "image, recipe",
+    [
+        (False, dict(alpha=0.01, sampler="mala", step_size=0.01, n_steps=20, n_jumps=3, noise_scale=None)),
+        (True, {key: value for key, value in SHORT_RUN_PARAMS.items() if key not in ("bounds", "log_partition")}),
+    ],
+)
+def test_auto_chain_parameters_are_the_table_or_the_image_recipe(digits, moons, image, recipe):
+    # "auto" means exactly these values: the same seed gives the same model, draw for draw.
+    X = digits[0][:96] if image else moons[:96]
+    shape = dict(network="conv", image_shape=(1, 8, 8)) if image else {}
+    fixed = dict(max_updates=4, log_partition=None, n_sample_steps=3, random_state=0, **shape)
+    recipe = {**recipe, "n_sample_steps": 3}
+    auto = ContrastiveDivergenceEBM(**fixed).fit(X)
+    spelled_out = ContrastiveDivergenceEBM(**{**fixed, **recipe}).fit(X)
+    np.testing.assert_array_equal(auto.score_samples(X), spelled_out.score_samples(X))
+    np.testing.assert_array_equal(auto.sample(4, random_state=1), spelled_out.sample(4, random_state=1))
+    changed = ContrastiveDivergenceEBM(**{**fixed, "step_size": 0.5}).fit(X)  # a value given wins over "auto"
+    assert not np.array_equal(auto.score_samples(X), changed.score_samples(X))
+    assert ("acceptance_rate" in auto.history_[-1]) is not image  # MALA on tables, plain Langevin on images
+
+
+@pytest.mark.parametrize("recipe", [CHAPTER7_PARAMS, SHORT_RUN_PARAMS])
+def test_named_recipes_pin_every_chain_parameter(recipe):
+    # A named recipe must not move when the "auto" defaults do (device and base are not the recipe's).
+    params = ContrastiveDivergenceEBM(**recipe).get_params()
+    assert [name for name, value in params.items() if value == "auto" and name not in ("base", "device")] == []
