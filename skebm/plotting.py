@@ -172,17 +172,11 @@ def plot_chain(estimator, n_chains=4, n_snapshots=8, image_shape=None, random_st
 
 def _chain_snapshots(estimator, n_chains, n_snapshots, random_state):
     """``(n_snapshots, n_chains, n_features)`` positions along the chains, and their step numbers."""
-    n_steps = getattr(estimator, "n_sample_steps", 0)  # a model without chains refuses the callback below
-    wanted = set(np.linspace(0, n_steps, n_snapshots).round().astype(int).tolist())
-    snapshots, steps = [], []
-
-    def keep(step, positions):
-        if step in wanted:
-            snapshots.append(positions)
-            steps.append(step)
-
-    estimator.sample(n_chains, random_state=random_state, callback=keep)
-    return np.stack(snapshots), steps
+    # Every step is kept and evenly spaced ones picked afterwards: the chain's length may be "auto".
+    positions = []
+    estimator.sample(n_chains, random_state=random_state, callback=lambda step, x: positions.append(x))
+    steps = sorted(set(np.linspace(0, len(positions) - 1, n_snapshots).round().astype(int).tolist()))
+    return np.stack([positions[step] for step in steps]), steps
 
 
 def plot_history(estimator, keys=None, n_cols=3, fig=None):

@@ -62,6 +62,15 @@ def test_plot_chain_ends_where_sample_ends():
         np.testing.assert_array_equal(fig.axes[4 * chain + 3].images[0].get_array(), final[chain].reshape(8, 8))
 
 
+def test_plot_chain_follows_a_chain_whose_length_is_auto():
+    X = load_digits().data[:64] / 8.0 - 1.0
+    ebm = ContrastiveDivergenceEBM(network="conv", image_shape=(1, 8, 8), max_updates=1, log_partition=None)
+    ebm.fit(X)  # n_sample_steps="auto": the 40 steps of the training chains
+    fig = plot_chain(ebm, n_chains=2, n_snapshots=3, random_state=0)
+    assert len(fig.axes) == 6  # snapshots at steps 0, 20 and 40
+    np.testing.assert_array_equal(fig.axes[2].images[0].get_array(), ebm.sample(2, random_state=0)[0].reshape(8, 8))
+
+
 def test_plot_chain_of_a_two_dimensional_model_draws_points():
     X = make_moons(200, random_state=0)
     model = NCEEBM(hidden_layer_sizes=(8,), max_iter=1, sampler="mala", n_sample_steps=10, random_state=0).fit(X)
