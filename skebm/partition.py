@@ -312,9 +312,10 @@ def _ais_betas(n_betas):
     )
 
 
-def _base_rate_visible_bias(rbm, X):
+def base_rate_visible_bias(rbm, X):
     """Visible biases of the independent model that matches the data's means."""
-    mean = torch.as_tensor(np.asarray(X).mean(0), dtype=rbm.weight.dtype, device=rbm.weight.device)
+    mean = X.mean(0) if isinstance(X, torch.Tensor) else np.asarray(X).mean(0)
+    mean = torch.as_tensor(mean, dtype=rbm.weight.dtype, device=rbm.weight.device)
     if rbm.visible == "bernoulli":
         mean = mean.clamp(1e-3, 1 - 1e-3)  # as if each unit had been seen on and off at least once
         return torch.log(mean) - torch.log1p(-mean)
@@ -370,7 +371,7 @@ def rbm_ais_log_partition(rbm, X, n_betas=10000, n_runs=100, generator=None):
     """
     generator = generator if generator is not None else fixed_generator(device=rbm.weight.device)
     rbm = type(rbm)(*(t.detach() for t in rbm[:3]), rbm.visible)
-    base_bias = _base_rate_visible_bias(rbm, X)
+    base_bias = base_rate_visible_bias(rbm, X)
     n_hidden = rbm.weight.shape[0]
     zeros = torch.zeros(n_runs, n_hidden, dtype=rbm.weight.dtype, device=rbm.weight.device)
     pool = RandomPool(generator, dtype=rbm.weight.dtype)

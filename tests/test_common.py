@@ -26,6 +26,7 @@ WEIGHTS_IN_DISTRIBUTION = {
         # The lecture's ellipse decoder reads exactly two features; the checks use many shapes.
         LatentVariableEBM(decoder="mlp", hidden_layer_sizes=(8,), n_grid=64, max_iter=2, random_state=0),
         RBM(n_components=4, max_iter=2, n_sample_steps=5, ais_steps=10, random_state=0),
+        RBM(method="pt", n_temperatures=3, n_components=4, max_iter=2, n_sample_steps=5, random_state=0),
     ],
     expected_failed_checks=lambda estimator: WEIGHTS_IN_DISTRIBUTION,
 )

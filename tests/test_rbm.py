@@ -167,7 +167,7 @@ def test_partial_fit_returns_self_and_learns(digits):
     assert rbm.n_iter_ == 4 and rbm.score(X_test) > first
 
 
-@pytest.mark.parametrize("method, k", [("pcd", 1), ("cd", 1), ("cd", 3)])
+@pytest.mark.parametrize("method, k", [("pcd", 1), ("cd", 1), ("cd", 3), ("pt", 1), ("pt", 2)])
 def test_methods_train_and_reproduce(digits, method, k):
     X_train, X_test = digits
     a = RBM(n_components=8, method=method, n_gibbs_steps=k, max_iter=2, random_state=1).fit(X_train)
@@ -211,3 +211,21 @@ def test_pickle_round_trip_and_divergence(small_rbm, digits):
 def test_warns_on_bernoulli_data_outside_the_unit_interval():
     with pytest.warns(UserWarning, match=r"X in \[0, 1\]"):
         RBM(n_components=2, max_iter=1, random_state=0).fit(np.array([[0.0, 2.0], [1.0, 0.0]]))
+
+
+def test_parallel_tempering_reports_swaps_survives_saving_and_warm_starts(digits, tmp_path):
+    from skebm import load, save
+
+    X_train, X_test = digits
+    pt = RBM(n_components=8, method="pt", n_temperatures=4, max_iter=2, random_state=0).fit(X_train)
+    assert pt.tempering_chains_.shape == (4, pt.batch_size, 64)
+    assert all(0 < record["swap_rate"] <= 1 for record in pt.history_)
+    save(pt, tmp_path / "pt.skebm")
+    loaded = load(tmp_path / "pt.skebm")
+    np.testing.assert_array_equal(loaded.tempering_chains_.numpy(), pt.tempering_chains_.numpy())
+    np.testing.assert_array_equal(loaded.partial_fit(X_train).components_, pt.partial_fit(X_train).components_)
+    # A warm start that switches to tempering, or changes its replicas, starts fresh chains.
+    pcd = RBM(n_components=8, max_iter=1, random_state=0).fit(X_train)
+    pcd.set_params(method="pt", n_temperatures=3, warm_start=True).fit(X_train)
+    assert pcd.tempering_chains_.shape == (3, pcd.batch_size, 64) and "swap_rate" in pcd.history_[-1]
+    assert np.isfinite(pcd.score(X_test))

@@ -1,14 +1,16 @@
 """MCMC kernels against a Gaussian energy whose moments are known exactly."""
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from skebm.energies import MLPEnergy, QuadraticEnergy
+from skebm.energies import MLPEnergy, QuadraticEnergy, RBMParams
 from skebm.samplers import (
     ENERGY_SAMPLERS,
+    SAMPLERS,
     GibbsInfo,
     GibbsState,
     HMCInfo,
@@ -17,11 +19,13 @@ from skebm.samplers import (
     MetropolisInfo,
     RandomPool,
     ReplayBuffer,
+    TemperingState,
     energy_and_grad,
     gibbs_step,
     init_state,
     make_kernel,
     mala_step,
+    parallel_tempering_step,
     run_chain,
 )
 
@@ -224,3 +228,46 @@ def test_gibbs_with_known_hidden_logits_takes_the_same_step():
     cached, _ = gibbs_step(GibbsState(v, rbm.hidden_logits(v)), rbm, RandomPool(torch.Generator().manual_seed(1)))
     torch.testing.assert_close(plain.position, cached.position, rtol=0, atol=0)
     assert type(info) is GibbsInfo
+
+
+def _two_mode_rbm():
+    # One hidden unit switches 12 visible units between all-off and all-on, each mode half the mass:
+    # F(v) = 2 s - softplus(4 s - 24) with s the units on, symmetric under flipping every unit.
+    return RBMParams(torch.full((1, 12), 4.0), torch.tensor([-24.0]), torch.full((12,), -2.0))
+
+
+def test_parallel_tempering_finds_both_modes_where_gibbs_sticks():
+    rbm, n_chains = _two_mode_rbm(), 4000
+    states = torch.tensor(list(itertools.product([0.0, 1.0], repeat=12)))
+    exact = torch.softmax(-rbm.free_energy(states), 0)
+    p_on = float(exact[states.sum(1) > 6].sum())  # about 0.5
+    tolerance = 4 * math.sqrt(p_on * (1 - p_on) / n_chains)  # chains are independent: binomial error bars
+    pool = RandomPool(torch.Generator().manual_seed(0))
+    state = TemperingState(torch.zeros(8, n_chains, 12))
+    betas, base = torch.linspace(1, 0, 8), torch.zeros(12)  # the hottest replica: fair coins
+    rates = []
+    for _ in range(200):
+        state, info = parallel_tempering_step(state, rbm, pool, betas, base)
+        rates.append(float(info.swap_rate))
+    tempered = float((state.position[0].sum(1) > 6).float().mean())
+    assert abs(tempered - p_on) < tolerance
+    assert 0.05 < np.mean(rates) < 1
+    stuck, _ = run_chain(SAMPLERS["gibbs"], rbm, torch.zeros(n_chains, 12), 200, pool)
+    assert float((stuck.sum(1) > 6).float().mean()) < p_on - 10 * tolerance
+
+
+def test_parallel_tempering_keeps_the_exact_distribution_of_a_small_rbm():
+    g = torch.Generator().manual_seed(3)
+    rbm = RBMParams(torch.randn(3, 4, generator=g), torch.randn(3, generator=g), torch.randn(4, generator=g))
+    states = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4)))
+    exact = torch.softmax(-rbm.free_energy(states), 0).double()
+    n = 20000
+    state = TemperingState(torch.zeros(4, n, 4))
+    pool = RandomPool(torch.Generator().manual_seed(1))
+    for _ in range(100):
+        state, _ = parallel_tempering_step(state, rbm, pool, torch.linspace(1, 0, 4), torch.zeros(4))
+    codes = (state.position[0] * 2 ** torch.arange(3, -1, -1)).sum(1).long()
+    empirical = torch.bincount(codes, minlength=16).double() / n
+    # As for Gibbs: E[TV] <= 1/2 sum sqrt(p (1 - p) / n), plus McDiarmid's sqrt(log(1/delta) / 2n) at 1e-4.
+    tolerance = 0.5 * float(torch.sqrt(exact * (1 - exact) / n).sum()) + math.sqrt(math.log(1e4) / (2 * n))
+    assert 0.5 * float((empirical - exact).abs().sum()) < tolerance

@@ -37,6 +37,7 @@ from .langevin import LangevinInfo, langevin_step
 from .mala import MALAInfo, mala_step
 from .metropolis import MetropolisInfo, init_energy_state, metropolis_step, uniform_jump_step
 from .replay_buffer import ReplayBuffer
+from .tempering import TemperingInfo, TemperingState, parallel_tempering_step
 
 __all__ = [
     "ENERGY_SAMPLERS",
@@ -52,6 +53,8 @@ __all__ = [
     "RandomPool",
     "ReplayBuffer",
     "SamplingAlgorithm",
+    "TemperingInfo",
+    "TemperingState",
     "advance_chain",
     "bernoulli",
     "energy_and_grad",
@@ -65,6 +68,7 @@ __all__ = [
     "make_kernel",
     "mala_step",
     "metropolis_step",
+    "parallel_tempering_step",
     "run_chain",
     "sample_hidden",
     "sample_visible",
