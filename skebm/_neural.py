@@ -66,7 +66,7 @@ class NeuralEBM(GradientEBM):
         check_layer_sizes(self, "hidden_layer_sizes")
         if self.image_shape is not None:
             check_layer_sizes(self, "image_shape")
-        if isinstance(self.bounds, (tuple, list)):
+        if self.bounds is not None:
             check_interval(self, "bounds")
 
     def _check_input(self, X):
@@ -82,9 +82,7 @@ class NeuralEBM(GradientEBM):
             raise ValueError("network='conv' needs image_shape=(channels, height, width).")
 
     def _initialize(self, X):
-        self.module_ = self._new_module(X.shape[1], _data_box(X, self._setting("bounds")), self._generator).to(
-            self.device_
-        )
+        self.module_ = self._new_module(X.shape[1], _data_box(X, self.bounds), self._generator).to(self.device_)
         if self._base_density(X.shape[1]) == "gaussian":
             rows = evenly_spaced_rows(X)
             self.module_.network.base.load_state_dict(shrunk_gaussian_energy(rows).state_dict())

@@ -440,7 +440,7 @@ class _Reader:
         return ReplayBuffer.restore(
             self.tensors[name],
             estimator.module_.uniform_noise,
-            estimator.fresh_fraction,
+            estimator._setting("fresh_fraction"),  # "auto" resolves as in fit
             entry["size"],
             entry["next_index"],
         )
