@@ -16,11 +16,15 @@ Digits binarized at 0.5 (80/20 split, random_state 0):
 (e) with ``--tempering``: on the same MNIST split, parallel tempering
     (``method="pt"``, ``--pt-epochs`` epochs) against PCD given the same wall
     time (as many more epochs as that buys, measured by a probe fit), AIS
-    test log-likelihoods, medians over ``--repeats`` seeds with the range.
+    test log-likelihoods, medians over ``--repeats`` seeds with the range;
+(f) with ``--dbn``: on the binarized digits, ``DBN(hidden_layer_sizes=(256, 64))``
+    (its variational lower bound) against ``RBM(n_components=64)`` and
+    ``RBM(n_components=256)`` (AIS log-likelihoods), at defaults, medians over
+    ``--repeats`` seeds with the range.
 
 Timings are medians of repeats, CPU time beside wall time: the machines are shared.
 
-Run: ``python benchmarks/bench_rbm.py [--repeats 3] [--mnist] [--tempering] [--only-mnist]``.
+Run: ``python benchmarks/bench_rbm.py [--repeats 3] [--mnist] [--tempering] [--dbn] [--only-extras]``.
 """
 
 import argparse
@@ -35,7 +39,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import BernoulliRBM
 from sklearn.pipeline import make_pipeline
 
-from skebm import RBM
+from skebm import DBN, RBM
 from skebm.energies import RBMParams
 from skebm.partition import rbm_ais_log_partition, rbm_exact_log_partition
 
@@ -151,15 +155,17 @@ def tempering(pt_epochs, repeats):
         for seed in range(repeats):
             fit = lambda seed=seed: RBM(max_iter=epochs, method=method, random_state=seed, **common).fit(X_train)  # noqa: E731
             wall, cpu, model = timed(fit)
-            ll = log_likelihood_of(model, X_train, X_test)[0]
-            results.append((wall, cpu, ll, model.history_[-1].get("swap_rate")))
+            ll, std = log_likelihood_of(model, X_train, X_test)
+            results.append((wall, cpu, ll, model.history_[-1].get("swap_rate"), std))
         return results
 
     pt = runs(pt_epochs, "pt")
-    probe_wall, _, _ = timed(lambda: RBM(max_iter=2, random_state=0, **common).fit(X_train))
-    pcd_epochs = max(1, round(statistics.median(r[0] for r in pt) / (probe_wall / 2)))  # PCD epochs in PT's time
+    probe = RBM(max_iter=5, random_state=0, **common).fit(X_train)
+    pcd_epoch_wall = statistics.median(record["wall_time"] for record in probe.history_)
+    pcd_epochs = max(1, round(statistics.median(r[0] for r in pt) / pcd_epoch_wall))  # PCD epochs in PT's time
     print(f"\n(e) MNIST, 500 hidden units: parallel tempering against PCD at equal wall time, seeds 0-{repeats - 1}")
-    print(f"{'method':<24} {'epochs':>7} {'wall s':>8} {'CPU s':>8} {'test LL':>9} {'range':>18} {'swap rate':>10}")
+    header = f"{'method':<24} {'epochs':>7} {'wall s':>8} {'CPU s':>8} {'test LL':>9} {'range':>18} {'AIS 3 se':>9}"
+    print(header + f" {'swap rate':>10}")
     for name, epochs, results in [
         ("PT, 10 temperatures", pt_epochs, pt),
         ("PCD-1", pcd_epochs, runs(pcd_epochs, "pcd")),
@@ -169,7 +175,24 @@ def tempering(pt_epochs, repeats):
         print(
             f"{name:<24} {epochs:>7} {statistics.median(r[0] for r in results):>8.1f} "
             f"{statistics.median(r[1] for r in results):>8.1f} {statistics.median(lls):>9.2f} "
-            f"{f'{lls[0]:.2f} to {lls[-1]:.2f}':>18} {swap:>10}"
+            f"{f'{lls[0]:.2f} to {lls[-1]:.2f}':>18} {3 * max(r[4] for r in results):>9.2f} {swap:>10}"
+        )
+
+
+def deep_belief_net(X_train, X_test, repeats):
+    print(f"\n(f) binarized digits, defaults: test log-likelihood (DBN: its lower bound), seeds 0-{repeats - 1}")
+    print(f"{'model':<34} {'fit s':>8} {'CPU s':>8} {'test LL':>9} {'range':>18}")
+    for name, make in [
+        ("RBM(n_components=64)", lambda seed: RBM(n_components=64, random_state=seed)),
+        ("RBM(n_components=256)", lambda seed: RBM(n_components=256, random_state=seed)),
+        ("DBN(hidden_layer_sizes=(256, 64))", lambda seed: DBN(random_state=seed)),
+    ]:
+        runs = [timed(lambda make=make, seed=seed: make(seed).fit(X_train)) for seed in range(repeats)]
+        scores = sorted(model.score(X_test) for _, _, model in runs)
+        wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+        print(
+            f"{name:<34} {wall:>8.1f} {cpu:>8.1f} {statistics.median(scores):>9.2f} "
+            f"{f'{scores[0]:.2f} to {scores[-1]:.2f}':>18}"
         )
 
 
@@ -180,24 +203,24 @@ def main():
     parser.add_argument("--mnist-epochs", type=int, default=50)
     parser.add_argument("--tempering", action="store_true", help="also run (e), about ten minutes")
     parser.add_argument("--pt-epochs", type=int, default=10)
-    parser.add_argument("--only-mnist", action="store_true", help="skip (a) to (c)")
+    parser.add_argument("--dbn", action="store_true", help="also run (f), about a minute")
+    parser.add_argument("--only-extras", action="store_true", help="skip (a) to (c)")
     args = parser.parse_args()
-    if args.tempering:
-        tempering(args.pt_epochs, args.repeats)
-    if args.only_mnist:
-        if args.mnist:
-            mnist(args.mnist_epochs)
-        return
     digits = load_digits()
     X = (digits.data / 16 > 0.5).astype(float)
     X_train, X_test, y_train, y_test = train_test_split(X, digits.target, test_size=0.2, random_state=0)
     print(f"digits: independent pixels score {independent_bernoulli(X_train, X_test):.2f} nats on the test split")
-    for n_components in (16, 256):
-        sk_wall, sk = equal_settings(X_train, X_test, n_components, args.repeats)
-        defaults(X_train, X_test, n_components, sk_wall, sk, args.repeats)
-    classification(X_train, X_test, y_train, y_test)
+    if not args.only_extras:
+        for n_components in (16, 256):
+            sk_wall, sk = equal_settings(X_train, X_test, n_components, args.repeats)
+            defaults(X_train, X_test, n_components, sk_wall, sk, args.repeats)
+        classification(X_train, X_test, y_train, y_test)
     if args.mnist:
         mnist(args.mnist_epochs)
+    if args.tempering:
+        tempering(args.pt_epochs, args.repeats)
+    if args.dbn:
+        deep_belief_net(X_train, X_test, args.repeats)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from ._base import DivergenceError
 from ._contrastive_divergence import CHAPTER7_PARAMS, SHORT_RUN_PARAMS, ContrastiveDivergenceEBM
+from ._dbn import DBN
 from ._latent import EllipseDecoder, LatentEnergy, LatentVariableEBM
 from ._nce import NCEEBM
 from ._rbm import RBM
@@ -12,6 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CHAPTER7_PARAMS",
+    "DBN",
     "NCEEBM",
     "RBM",
     "SHORT_RUN_PARAMS",

@@ -251,6 +251,11 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
 
     def _initialize(self, X):
         self.module_ = self._new_module(X.shape[1], generator=self._generator).to(self.device_)
+        start = getattr(self, "_start_params", None)  # set by a DBN for a layer tied to the one below
+        if start is not None:
+            with torch.no_grad():
+                for parameter, value in zip(self.module_.parameters(), start[:3], strict=True):
+                    parameter.copy_(value)
         self.velocity_ = [torch.zeros_like(p) for p in self.module_.parameters()]
         # The chains' hidden states, as BernoulliRBM's h_samples_: all off at first.
         self.persistent_hidden_ = torch.zeros(self.batch_size, self.n_components, device=self.device_)

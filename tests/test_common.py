@@ -3,7 +3,7 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skebm import NCEEBM, RBM, ContrastiveDivergenceEBM, LatentVariableEBM, ScoreMatchingEBM
+from skebm import DBN, NCEEBM, RBM, ContrastiveDivergenceEBM, LatentVariableEBM, ScoreMatchingEBM
 
 FAST = dict(
     hidden_layer_sizes=(8,), max_iter=2, n_steps=2, n_sample_steps=2, buffer_size=64, ais_steps=10, random_state=0
@@ -27,6 +27,7 @@ WEIGHTS_IN_DISTRIBUTION = {
         LatentVariableEBM(decoder="mlp", hidden_layer_sizes=(8,), n_grid=64, max_iter=2, random_state=0),
         RBM(n_components=4, max_iter=2, n_sample_steps=5, ais_steps=10, random_state=0),
         RBM(method="pt", n_temperatures=3, n_components=4, max_iter=2, n_sample_steps=5, random_state=0),
+        DBN(hidden_layer_sizes=(4, 3), max_iter=2, ais_steps=10, n_sample_steps=5, random_state=0),
     ],
     expected_failed_checks=lambda estimator: WEIGHTS_IN_DISTRIBUTION,
 )
