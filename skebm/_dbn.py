@@ -78,6 +78,12 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, OutlierMixin, BaseE
     n_features_in_ : int
     feature_names_in_ : ndarray of str
 
+    Notes
+    -----
+    ``skebm.save`` does not write a DBN yet (its layers are estimators);
+    save the layers in ``rbms_`` one by one, or pickle the whole model for
+    trusted storage.
+
     See Also
     --------
     RBM : one layer; ``Pipeline`` of RBMs for a stack used as features only.

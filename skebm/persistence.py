@@ -92,6 +92,11 @@ def save(estimator, path):
     True
     """
     name = type(estimator).__name__
+    if name == "DBN":  # its layers are estimators: the format holds one estimator per file
+        raise TypeError(
+            "skebm.save does not write a DBN yet: save each of its layers (dbn.rbms_) with skebm.save, or use "
+            "joblib.dump and load the file only from sources you trust."
+        )
     if _estimator_classes().get(name) is not type(estimator):
         raise TypeError(f"skebm.save writes skebm's estimators; got {name}. Use joblib.dump for other objects.")
     writer = _Writer()

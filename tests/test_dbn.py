@@ -82,3 +82,12 @@ def test_fit_transform_sample_and_outliers(binary_rows):
 def test_rejects_bad_layer_sizes(binary_rows):
     with pytest.raises(ValueError, match="hidden_layer_sizes"):
         DBN(hidden_layer_sizes=(8, 0)).fit(binary_rows)
+
+
+def test_safe_saving_refuses_a_dbn_and_says_what_to_do(binary_rows, tmp_path):
+    from skebm import save
+
+    dbn = DBN(hidden_layer_sizes=(4, 3), max_iter=1, ais_steps=10, random_state=0).fit(binary_rows)
+    with pytest.raises(TypeError, match=r"save each of its layers \(dbn.rbms_\)"):
+        save(dbn, tmp_path / "dbn.skebm")
+    save(dbn.rbms_[0], tmp_path / "layer.skebm")  # the layers themselves are RBMs
