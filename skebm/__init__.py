@@ -1,6 +1,7 @@
 """skebm: energy-based models as scikit-learn estimators, trained with PyTorch."""
 
 from ._base import DivergenceError
+from ._boltzmann import BoltzmannMachine
 from ._contrastive_divergence import CHAPTER7_PARAMS, SHORT_RUN_PARAMS, ContrastiveDivergenceEBM
 from ._dbn import DBN
 from ._latent import EllipseDecoder, LatentEnergy, LatentVariableEBM
@@ -17,6 +18,7 @@ __all__ = [
     "NCEEBM",
     "RBM",
     "SHORT_RUN_PARAMS",
+    "BoltzmannMachine",
     "ContrastiveDivergenceEBM",
     "DivergenceError",
     "EllipseDecoder",

@@ -22,6 +22,8 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = [
+    "BoltzmannEnergy",
+    "BoltzmannParams",
     "BoxedEnergy",
     "ConvEnergy",
     "GaussianMixtureEnergy",
@@ -469,6 +471,93 @@ class RBMEnergy(nn.Module):
     def params(self):
         """The parameters as an :class:`RBMParams`."""
         return RBMParams(self.weight, self.hidden_bias, self.visible_bias, self.visible)
+
+    def forward(self, v):
+        return self.params().free_energy(v)
+
+
+class BoltzmannParams(NamedTuple):
+    """The tensors of a Boltzmann machine with visible-visible couplings, and the maths on them.
+
+    The joint energy of binary visible units ``v`` and hidden units ``h`` is
+    ``E(v, h) = -b.v - v.C.v / 2 - c.h - h.W.v`` with ``C`` symmetric and zero
+    on the diagonal. The hidden units are still independent given the visible
+    ones (a semi-restricted Boltzmann machine, Osindero & Hinton 2008), so the
+    free energy is exact; the visible units given the hidden ones are not.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.energies import BoltzmannParams
+    >>> bm = BoltzmannParams(torch.zeros(3, 2), torch.zeros(3), torch.zeros(2), torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    >>> bm.free_energy(torch.tensor([[1.0, 1.0]])) + 3 * torch.log(torch.tensor(2.0))  # the coupling: -1
+    tensor([-1.])
+    """
+
+    weight: torch.Tensor  # (n_hidden, n_visible)
+    hidden_bias: torch.Tensor
+    visible_bias: torch.Tensor
+    coupling: torch.Tensor  # (n_visible, n_visible), symmetric, zero diagonal
+
+    visible = "bernoulli"
+
+    def hidden_logits(self, v):
+        return torch.addmm(self.hidden_bias, v, self.weight.T)
+
+    def hidden_probability(self, v):
+        """``P(h_j = 1 | v)``."""
+        return self.hidden_logits(v).sigmoid_()
+
+    def free_energy(self, v):
+        """``F(v) = -log sum_h exp(-E(v, h))``."""
+        return (
+            -(v @ self.visible_bias)
+            - 0.5 * ((v @ self.coupling) * v).sum(-1)
+            - F.softplus(self.hidden_logits(v)).sum(-1)
+        )
+
+    def joint_energy(self, v, h):
+        """``E(v, h)``, for checks by brute force."""
+        visible = v @ self.visible_bias + 0.5 * ((v @ self.coupling) * v).sum(-1)
+        return -visible - h @ self.hidden_bias - (h @ self.weight * v).sum(-1)
+
+    def tempered(self, beta, base_visible_bias):
+        """The machine at inverse temperature ``beta`` on the path from independent visible units.
+
+        As :meth:`RBMParams.tempered`, with the couplings scaled by ``beta`` too.
+        """
+        visible_bias = (1 - beta) * base_visible_bias + beta * self.visible_bias
+        return BoltzmannParams(beta * self.weight, beta * self.hidden_bias, visible_bias, beta * self.coupling)
+
+
+class BoltzmannEnergy(nn.Module):
+    """A Boltzmann machine with visible-visible couplings; its energy is the free energy of ``v``.
+
+    Parameters
+    ----------
+    n_visible, n_hidden : int
+    generator : torch.Generator, default=None
+        Draws the initial weights (the couplings start at zero).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.energies import BoltzmannEnergy
+    >>> BoltzmannEnergy(6, 4)(torch.ones(2, 6)).shape
+    torch.Size([2])
+    """
+
+    def __init__(self, n_visible, n_hidden, generator=None):
+        super().__init__()
+        device = None if generator is None else generator.device
+        self.weight = nn.Parameter(0.01 * torch.randn(n_hidden, n_visible, generator=generator, device=device))
+        self.hidden_bias = nn.Parameter(torch.zeros(n_hidden))
+        self.visible_bias = nn.Parameter(torch.zeros(n_visible))
+        self.coupling = nn.Parameter(torch.zeros(n_visible, n_visible))
+
+    def params(self):
+        """The parameters as a :class:`BoltzmannParams`."""
+        return BoltzmannParams(self.weight, self.hidden_bias, self.visible_bias, self.coupling)
 
     def forward(self, v):
         return self.params().free_energy(v)

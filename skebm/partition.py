@@ -24,10 +24,21 @@ import torch
 from torch.nn import functional as F
 
 from ._random import fixed_generator
-from .samplers import ChainState, GibbsState, RandomPool, gibbs_step, mala_step, sample_visible
+from .samplers import (
+    ChainState,
+    GibbsState,
+    RandomPool,
+    bernoulli,
+    boltzmann_sweep,
+    gibbs_step,
+    mala_step,
+    sample_visible,
+)
 
 __all__ = [
     "ais_log_partition",
+    "boltzmann_ais_log_partition",
+    "boltzmann_exact_log_partition",
     "grid_log_partition",
     "rbm_ais_log_partition",
     "rbm_exact_log_partition",
@@ -397,3 +408,96 @@ def _tempered_log_f(rbm, base_bias, v, logits, beta):
     else:
         visible = -0.5 * ((v - visible_bias) ** 2).sum(-1)
     return visible + F.softplus(beta * logits).sum(-1)
+
+
+def boltzmann_exact_log_partition(bm, max_units=24, chunk_size=65536):
+    """Exact ``log Z`` of a Boltzmann machine with visible couplings, enumerating its visible states.
+
+    The hidden units are summed out in closed form (they are independent given
+    the visible ones), so ``log Z = logsumexp(-F(v))`` over the ``2^d`` visible
+    states.
+
+    Parameters
+    ----------
+    bm : skebm.energies.BoltzmannParams
+    max_units : int, default=24
+        Refuse more than ``2^max_units`` visible states.
+    chunk_size : int, default=65536
+
+    Returns
+    -------
+    log_z : float
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> from skebm.energies import BoltzmannParams
+    >>> from skebm.partition import boltzmann_exact_log_partition
+    >>> bm = BoltzmannParams(torch.zeros(2, 3), torch.zeros(2), torch.zeros(3), torch.zeros(3, 3))
+    >>> round(boltzmann_exact_log_partition(bm) / math.log(2), 6)  # 2^(2 + 3) states of energy 0
+    5.0
+    """
+    bm = type(bm)(*(t.detach().double() for t in bm))
+    n_visible = bm.weight.shape[1]
+    if n_visible > max_units:
+        raise ValueError(f"Exact log Z would enumerate 2^{n_visible} states (max_units={max_units}); use AIS instead.")
+    with torch.no_grad():
+        parts = [
+            -bm.free_energy(
+                _binary_states(
+                    n_visible, start, min(start + chunk_size, 2**n_visible), bm.weight.dtype, bm.weight.device
+                )
+            )
+            for start in range(0, 2**n_visible, chunk_size)
+        ]
+    return float(torch.logsumexp(torch.cat(parts), 0))
+
+
+def boltzmann_ais_log_partition(bm, X, n_betas=10000, n_runs=100, generator=None):
+    """``log Z`` of a Boltzmann machine with visible couplings by annealed importance sampling.
+
+    As :func:`rbm_ais_log_partition`: runs start from independent visible units
+    at the data's base rates and pass through ``n_betas`` tempered machines
+    (:meth:`~skebm.energies.BoltzmannParams.tempered`), each moved by one Gibbs
+    sweep (:func:`~skebm.samplers.boltzmann_sweep`).
+
+    Parameters
+    ----------
+    bm : skebm.energies.BoltzmannParams
+    X : array-like of shape (n_samples, n_visible)
+        Training data, for the base-rate model.
+    n_betas : int, default=10000
+    n_runs : int, default=100
+    generator : torch.Generator, default=None
+
+    Returns
+    -------
+    log_z : float
+    log_z_std : float
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from skebm.energies import BoltzmannParams
+    >>> from skebm.partition import boltzmann_ais_log_partition, boltzmann_exact_log_partition
+    >>> g = torch.Generator().manual_seed(0)
+    >>> coupling = torch.randn(5, 5, generator=g).triu(1)
+    >>> bm = BoltzmannParams(torch.randn(3, 5, generator=g), torch.zeros(3), torch.zeros(5), coupling + coupling.T)
+    >>> X = np.random.default_rng(0).integers(0, 2, size=(100, 5))
+    >>> log_z, std = boltzmann_ais_log_partition(bm, X, n_betas=500, generator=g)
+    >>> abs(log_z - boltzmann_exact_log_partition(bm)) < 0.1
+    True
+    """
+    generator = generator if generator is not None else fixed_generator(device=bm.weight.device)
+    bm = type(bm)(*(t.detach() for t in bm))
+    base_bias = base_rate_visible_bias(bm, X)
+    pool = RandomPool(generator, dtype=bm.weight.dtype)
+    v = bernoulli(torch.sigmoid(base_bias).expand(n_runs, -1), pool)
+    log_w = torch.zeros(n_runs, dtype=torch.float64, device=v.device)
+    for beta_prev, beta in itertools.pairwise(_ais_betas(n_betas)):
+        log_w += (
+            bm.tempered(beta_prev, base_bias).free_energy(v) - bm.tempered(beta, base_bias).free_energy(v)
+        ).double()
+        v = boltzmann_sweep(v, bm.tempered(beta, base_bias), pool)
+    log_mean_weight, log_z_std = _log_mean_weight(log_w)
+    return log_mean_weight + _base_rate_log_partition(bm, base_bias), log_z_std

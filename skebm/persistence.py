@@ -57,9 +57,9 @@ _PRIVATE_ATTRIBUTES = ("_generator",)
 
 
 def _estimator_classes():
-    from . import NCEEBM, RBM, ContrastiveDivergenceEBM, LatentVariableEBM, ScoreMatchingEBM
+    from . import NCEEBM, RBM, BoltzmannMachine, ContrastiveDivergenceEBM, LatentVariableEBM, ScoreMatchingEBM
 
-    classes = (ContrastiveDivergenceEBM, ScoreMatchingEBM, NCEEBM, RBM, LatentVariableEBM)
+    classes = (ContrastiveDivergenceEBM, ScoreMatchingEBM, NCEEBM, RBM, BoltzmannMachine, LatentVariableEBM)
     return {cls.__name__: cls for cls in classes}
 
 

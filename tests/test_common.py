@@ -3,7 +3,7 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skebm import DBN, NCEEBM, RBM, ContrastiveDivergenceEBM, LatentVariableEBM, ScoreMatchingEBM
+from skebm import DBN, NCEEBM, RBM, BoltzmannMachine, ContrastiveDivergenceEBM, LatentVariableEBM, ScoreMatchingEBM
 
 FAST = dict(
     hidden_layer_sizes=(8,), max_iter=2, n_steps=2, n_sample_steps=2, buffer_size=64, ais_steps=10, random_state=0
@@ -17,6 +17,20 @@ WEIGHTS_IN_DISTRIBUTION = {
     "rows do, but not draw for draw",
 }
 
+# Three checks fit rows near 100. Binary units read them as huge counts: the data's v v^T reaches
+# 1e4 where the chains' stays below 1, the couplings run away, and the fit stops with a
+# DivergenceError that names the cause (tests/test_boltzmann.py), as a model of binary data should.
+FAR_OUTSIDE_THE_UNIT_INTERVAL = {
+    name: "binary units with couplings on rows near 100: a DivergenceError, tested in test_boltzmann.py"
+    for name in ("check_fit_idempotent", "check_fit_check_is_fitted", "check_n_features_in")
+}
+
+
+def expected_failures(estimator):
+    if isinstance(estimator, BoltzmannMachine):
+        return {**WEIGHTS_IN_DISTRIBUTION, **FAR_OUTSIDE_THE_UNIT_INTERVAL}
+    return WEIGHTS_IN_DISTRIBUTION
+
 
 @parametrize_with_checks(
     [
@@ -28,8 +42,9 @@ WEIGHTS_IN_DISTRIBUTION = {
         RBM(n_components=4, max_iter=2, n_sample_steps=5, ais_steps=10, random_state=0),
         RBM(method="pt", n_temperatures=3, n_components=4, max_iter=2, n_sample_steps=5, random_state=0),
         DBN(hidden_layer_sizes=(4, 3), max_iter=2, ais_steps=10, n_sample_steps=5, random_state=0),
+        BoltzmannMachine(n_components=4, max_iter=2, n_sample_steps=5, ais_steps=10, random_state=0),
     ],
-    expected_failed_checks=lambda estimator: WEIGHTS_IN_DISTRIBUTION,
+    expected_failed_checks=expected_failures,
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)

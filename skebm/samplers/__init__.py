@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 
 from ._state import ChainState, EnergyState, energy_and_grad, frozen_parameters, init_state, with_gradient
+from .boltzmann import boltzmann_sweep
 from .gibbs import (
     GibbsInfo,
     GibbsState,
@@ -57,6 +58,7 @@ __all__ = [
     "TemperingState",
     "advance_chain",
     "bernoulli",
+    "boltzmann_sweep",
     "energy_and_grad",
     "frozen_parameters",
     "gibbs_step",
