@@ -154,6 +154,15 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, OutlierMixin, BaseE
         -------
         self : DBN
         """
+        saved = dict(vars(self))  # a failed fit (bad input, a diverging layer) leaves a fitted model as it was
+        try:
+            return self._fit(X)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(saved)
+            raise
+
+    def _fit(self, X):
         check_layer_sizes(self, "hidden_layer_sizes")
         X = validate_data(self, X, dtype=np.float64)
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=len(self.hidden_layer_sizes))

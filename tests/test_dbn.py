@@ -79,9 +79,15 @@ def test_fit_transform_sample_and_outliers(binary_rows):
     assert dbn.score_samples(flipped).mean() < dbn.score_samples(binary_rows).mean()
 
 
-def test_rejects_bad_layer_sizes(binary_rows):
+def test_bad_input_is_refused_and_leaves_a_fitted_model_intact(binary_rows):
     with pytest.raises(ValueError, match="hidden_layer_sizes"):
         DBN(hidden_layer_sizes=(8, 0)).fit(binary_rows)
+    dbn = DBN(hidden_layer_sizes=(4, 3), max_iter=1, ais_steps=10, random_state=0).fit(binary_rows)
+    before = dbn.score_samples(binary_rows)
+    with pytest.raises(ValueError, match="NaN"):
+        dbn.fit(np.full((10, 3), np.nan))
+    assert dbn.n_features_in_ == 6
+    np.testing.assert_array_equal(dbn.score_samples(binary_rows), before)
 
 
 def test_safe_saving_refuses_a_dbn_and_says_what_to_do(binary_rows, tmp_path):
