@@ -106,7 +106,57 @@ def single_threaded(condition):
         torch.set_num_threads(previous)
 
 
-class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMeta):
+class LikelihoodScoresMixin:
+    """``score``, ``decision_function`` and ``predict`` from ``score_samples`` and ``offset_``.
+
+    What every skebm model shares once it scores rows by their log-likelihood
+    (or, for a ``DBN``, a lower bound on it).
+    """
+
+    def score(self, X, y=None):
+        """Mean of ``score_samples`` over the rows of ``X``: the log-likelihood (higher is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def decision_function(self, X):
+        """``score_samples(X) - offset_``: negative for outliers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,), float64
+        """
+        check_is_fitted(self, "offset_")
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """+1 for inliers and -1 for outliers, at the threshold set by ``contamination``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int
+        """
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+
+class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of the skebm estimators; see the module docstring for the hooks."""
 
     _parameter_constraints = {
@@ -531,48 +581,6 @@ class BaseEBM(CallbackSupportMixin, OutlierMixin, BaseEstimator, metaclass=ABCMe
         log_density : ndarray of shape (n_samples,), float64
         """
         return -self.energy(X) - self.log_partition_
-
-    def score(self, X, y=None):
-        """Mean log-likelihood of the rows of ``X`` (higher is better).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        score : float
-        """
-        return float(np.mean(self.score_samples(X)))
-
-    def decision_function(self, X):
-        """``score_samples(X) - offset_``: negative for outliers.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,), float64
-        """
-        check_is_fitted(self, "offset_")
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X):
-        """+1 for inliers and -1 for outliers, at the threshold set by ``contamination``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,), int
-        """
-        return np.where(self.decision_function(X) < 0, -1, 1)
 
     # ---------------------------------------------------------- sampling
     def sample(self, n_samples=1, random_state=None, callback=None):

@@ -138,9 +138,8 @@ class BoltzmannMachine(RBM):
     def _new_module(self, n_features, box=None, generator=None):
         return BoltzmannEnergy(n_features, self.n_components, generator=generator)
 
-    def _initialize(self, X):
-        super()._initialize(X)
-        del self.persistent_hidden_  # the RBM's chains keep hidden states; these keep visible ones
+    def _initialize_chains(self, X):
+        # The RBM's chains keep hidden states; these keep visible ones, all off at first.
         self.persistent_visible_ = torch.zeros(self.batch_size, X.shape[1], device=self.device_)
 
     def _negatives(self, v, bm, pool):

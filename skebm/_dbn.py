@@ -10,7 +10,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import resolve_device
+from ._base import LikelihoodScoresMixin, resolve_device
 from ._checks import check_layer_sizes
 from ._random import make_generator
 from ._rbm import RBM
@@ -20,7 +20,7 @@ from .samplers import RandomPool, bernoulli
 __all__ = ["DBN"]
 
 
-class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, OutlierMixin, BaseEstimator):
+class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LikelihoodScoresMixin, OutlierMixin, BaseEstimator):
     """Deep belief network of binary units (Hinton, Osindero & Teh, 2006).
 
     The layers are RBMs trained greedily: the first on the data, each next
@@ -252,48 +252,6 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, OutlierMixin, BaseE
             for draw in range(self.n_bound_samples):
                 total += _bound_of_one_draw(layers, v, [u[draw] for u in uniforms])
         return (total / self.n_bound_samples).cpu().numpy() - self.log_partition_
-
-    def score(self, X, y=None):
-        """Mean lower bound on the log-likelihood of the rows of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        score : float
-        """
-        return float(np.mean(self.score_samples(X)))
-
-    def decision_function(self, X):
-        """``score_samples(X) - offset_``: negative for outliers.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,), float64
-        """
-        check_is_fitted(self, "offset_")
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X):
-        """+1 for inliers and -1 for outliers, at the threshold set by ``contamination``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,), int
-        """
-        return np.where(self.decision_function(X) < 0, -1, 1)
 
     def sample(self, n_samples=1, random_state=None):
         """Draw samples: Gibbs sampling in the top RBM, then a down-pass through the directed layers.

@@ -257,6 +257,10 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
                 for parameter, value in zip(self.module_.parameters(), start[:3], strict=True):
                     parameter.copy_(value)
         self.velocity_ = [torch.zeros_like(p) for p in self.module_.parameters()]
+        self._initialize_chains(X)
+
+    def _initialize_chains(self, X):
+        """Hook: the persistent chains' first states."""
         # The chains' hidden states, as BernoulliRBM's h_samples_: all off at first.
         self.persistent_hidden_ = torch.zeros(self.batch_size, self.n_components, device=self.device_)
         if self.method == "pt":

@@ -68,8 +68,9 @@ def parallel_tempering_step(state, rbm, pool, betas, base_visible_bias):
     >>> state.position.shape, float(info.swap_rate)  # equal densities: every swap is accepted
     (torch.Size([4, 5, 2]), 1.0)
     """
-    v = _tempered_gibbs_step(state.position, rbm, pool, betas, base_visible_bias)
-    v, swap_rate = _swap_neighbours(v, rbm, pool, betas, base_visible_bias)
+    visible_bias = _tempered_visible_bias(rbm, betas, base_visible_bias)  # (K, 1, n_visible), for both moves
+    v = _tempered_gibbs_step(state.position, rbm, pool, betas, visible_bias)
+    v, swap_rate = _swap_neighbours(v, rbm, pool, betas, visible_bias)
     return TemperingState(v), TemperingInfo(swap_rate)
 
 
@@ -78,13 +79,13 @@ def _tempered_visible_bias(rbm, betas, base_visible_bias):
     return (1 - beta) * base_visible_bias + beta * rbm.visible_bias  # (K, 1, n_visible)
 
 
-def _tempered_gibbs_step(v, rbm, pool, betas, base_visible_bias):
+def _tempered_gibbs_step(v, rbm, pool, betas, visible_bias):
     """``v -> h -> v'`` for all replicas in two products: the tempered RBM scales W and c by beta."""
     n_temperatures, n_chains, n_visible = v.shape
     beta = betas.view(-1, 1, 1)
     hidden_probability = (beta * (v @ rbm.weight.T + rbm.hidden_bias)).sigmoid_()
     h = bernoulli(hidden_probability.view(n_temperatures * n_chains, -1), pool).view(hidden_probability.shape)
-    pre = beta * (h @ rbm.weight) + _tempered_visible_bias(rbm, betas, base_visible_bias)
+    pre = beta * (h @ rbm.weight) + visible_bias
     flat = pre.view(n_temperatures * n_chains, n_visible)
     if rbm.visible == "bernoulli":
         return bernoulli(flat.sigmoid_(), pool).view(v.shape)
@@ -100,14 +101,13 @@ def _log_f(v, logits, rbm, betas, visible_bias):
     return visible + F.softplus(betas.view(-1, 1, 1) * logits).sum(-1)
 
 
-def _swap_neighbours(v, rbm, pool, betas, base_visible_bias):
+def _swap_neighbours(v, rbm, pool, betas, visible_bias):
     n_temperatures = v.shape[0]
     parity = int(pool.uniform(1, 1)[0, 0] < 0.5)
     low = torch.arange(parity, n_temperatures - 1, 2, device=v.device)
     if len(low) == 0:
         return v, torch.zeros((), device=v.device)
     high = low + 1
-    visible_bias = _tempered_visible_bias(rbm, betas, base_visible_bias)
     logits = v @ rbm.weight.T + rbm.hidden_bias
     v_low, v_high, logits_low, logits_high = v[low], v[high], logits[low], logits[high]
     bias_low, bias_high, beta_low, beta_high = visible_bias[low], visible_bias[high], betas[low], betas[high]
