@@ -7,8 +7,9 @@
     1,024 chains, against plain autograd loops and the peers' samplers, as ratios.
 (c) Two moons: skebm's defaults beside GaussianMixture(8), KernelDensity and, when
     installed (``pip install -e .[bench]``), TorchEBM and ebmkit given the same
-    network, data, optimizer, number of updates, chain length and step size, at their
-    own default energy penalty and at 0.1. Every energy is normalized by the same
+    network, data, number and size of updates, chain length and step size, at their
+    own default energy penalty and at 0.1, with Adam at a constant 1e-3 (skebm's
+    cosine-decayed rate is its own recipe, which the peers do not have). Every energy is normalized by the same
     quadrature in the same box.
 
 Every timing is the median of repeats, CPU time beside wall time: the machines are shared.
@@ -146,7 +147,7 @@ def _torchebm_model(network):
     return Energy()
 
 
-def peer_torchebm(network, X, alpha, n_updates, seed):
+def peer_torchebm(network, X, alpha, n_updates, batch_size, seed):
     from torchebm.losses import ContrastiveDivergence
     from torchebm.samplers import LangevinDynamics
 
@@ -156,20 +157,20 @@ def peer_torchebm(network, X, alpha, n_updates, seed):
         model, sampler, k_steps=MOONS_STEPS, persistent=True, buffer_size=8192, energy_reg_weight=alpha
     )
     generator = torch.Generator().manual_seed(seed)
-    return _train_peer(model, X, n_updates, seed, lambda batch: loss_fn(batch, generator=generator)[0])
+    return _train_peer(model, X, n_updates, batch_size, seed, lambda batch: loss_fn(batch, generator=generator)[0])
 
 
-def peer_ebmkit(network, X, alpha, n_updates, seed):
+def peer_ebmkit(network, X, alpha, n_updates, batch_size, seed):
     from ebm import ContrastiveDivergence, LangevinDynamics, ReplayBuffer
 
     sampler = LangevinDynamics(step_size=MOONS_STEP_SIZE, steps=MOONS_STEPS)
     buffer = ReplayBuffer(8192, (2,))
     loss_fn = ContrastiveDivergence(sampler, buffer=buffer, energy_reg=alpha)
-    return _train_peer(network, X, n_updates, seed, lambda batch: loss_fn(network, batch).loss)
+    return _train_peer(network, X, n_updates, batch_size, seed, lambda batch: loss_fn(network, batch).loss)
 
 
-def _train_peer(module, X, n_updates, seed, batch_loss, batch_size=32):
-    """Adam at skebm's learning rate over shuffled minibatches; False if the loss turns NaN."""
+def _train_peer(module, X, n_updates, batch_size, seed, batch_loss):
+    """Adam at a constant 1e-3 (the peers have no schedule) over shuffled minibatches; False if the loss turns NaN."""
     torch.manual_seed(seed)  # ebmkit draws from the global generator
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     X = torch.as_tensor(X, dtype=torch.float32)
@@ -189,10 +190,15 @@ def moons_table(max_iter, seed=0):
     """Same network, data, optimizer, chain length and step size for skebm and each peer."""
     X = make_moons(16384, random_state=seed)
     X, X_test = X[:8192], X[8192:]
-    n_updates = max_iter * math.ceil(len(X) / 32)
-    print(f"\n(c) two moons (8,192 points, noise 0.05, standardized): test NLL in nats, {n_updates} updates")
-    print(f"{'model':<34}{'NLL':>9}{'wall s':>9}{'cpu s':>9}")
     wall, cpu, cd = timed(lambda: ContrastiveDivergenceEBM(max_iter=max_iter, random_state=seed).fit(X))
+    n_epochs, rows_per_epoch = cd._epoch_plan(len(X), max_iter)
+    batch_size = cd._setting("batch_size")
+    n_updates = n_epochs * math.ceil(rows_per_epoch / batch_size)
+    print(
+        "\n(c) two moons (8,192 points, noise 0.05, standardized): test NLL in nats, "
+        f"{n_updates} updates of {batch_size} rows"
+    )
+    print(f"{'model':<34}{'NLL':>9}{'wall s':>9}{'cpu s':>9}")
     print(f"{'skebm CD-EBM (defaults)':<34}{_format_nll(-cd.score(X_test))}{wall:9.1f}{cpu:9.1f}")
     for label, fit in (
         ("GaussianMixture(8)", lambda: GaussianMixture(8, random_state=seed).fit(X)),
@@ -210,7 +216,7 @@ def moons_table(max_iter, seed=0):
         for alpha in (default_alpha, 0.1):
             torch.manual_seed(seed)
             network = MLPEnergy(2, cd.hidden_layer_sizes)
-            wall, cpu, finite = timed(partial(train, network, X, alpha, n_updates, seed))
+            wall, cpu, finite = timed(partial(train, network, X, alpha, n_updates, batch_size, seed))
             nll = _boxed_nll(network, low, high, X_test) if finite else float("nan")
             label = f"{package} PCD, alpha={alpha:g}" + ("" if finite else " (diverged)")
             print(f"{label:<34}{_format_nll(nll)}{wall:9.1f}{cpu:9.1f}")

@@ -184,7 +184,7 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
         return value
 
     def _auto_settings(self):
-        """Hook: by parameter name, the value ``"auto"`` stands for (parameters, not data, decide it)."""
+        """Hook: by parameter name, the value ``"auto"`` stands for (parameters and ``n_features_in_`` decide it)."""
         return {}
 
     # Attributes of a fitted model, saved before ``fit`` and restored if it fails. The generator is
@@ -227,7 +227,7 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
             The fitted estimator.
         """
         reset = not (self.warm_start and hasattr(self, "module_"))
-        return self._fit_epochs(X, self.max_iter, reset, sample_weight)
+        return self._fit_epochs(X, self.max_iter, reset, sample_weight, planned=True)
 
     @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)
@@ -246,9 +246,10 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
         -------
         self : object
         """
-        return self._fit_epochs(X, 1, not hasattr(self, "module_"), sample_weight)
+        return self._fit_epochs(X, 1, not hasattr(self, "module_"), sample_weight, planned=False)
 
-    def _fit_epochs(self, X, n_epochs, reset, sample_weight=None):
+    def _fit_epochs(self, X, n_epochs, reset, sample_weight=None, planned=False):
+        # planned: a call to fit, whose updates a learning-rate schedule spans; partial_fit steps at the full rate.
         # Any failure, from bad input to divergence or Ctrl-C while log Z and the thresholds are
         # computed, leaves the previous fit as it was: never new weights beside an old log Z.
         # (Ctrl-C during the epochs is handled by _train: the model keeps its last complete epoch.)
@@ -262,7 +263,7 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
             if reset:
                 self._check_input(X)
                 self._start(X, weights)
-            self._train(X, n_epochs, weights, context)
+            self._train(X, n_epochs, weights, context, planned)
             self._finalize(X, weights)
             context.call_on_fit_task_end(estimator=self, X=X, y=_placeholder_y(X), reconstruction_attributes={})
         except BaseException:
@@ -328,16 +329,17 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
     def _validation_metrics(self, X_val):
         """Hook: diagnostics of held-out rows (a tensor); ``val_loss`` drives early stopping."""
 
-    def _train(self, X, n_epochs, weights, context):
+    def _train(self, X, n_epochs, weights, context, planned):
         X_train, X_val, train_weights = self._split_validation(X, weights)
         data = self._as_tensor(X_train)
         train_weights = None if train_weights is None else self._as_tensor(train_weights, torch.float64)
         monitor = _EpochMonitor(self, context, X, weights, X_train if X_val is None else X_val)
         X_val = None if X_val is None else self._as_tensor(X_val)
         n_epochs, rows_per_epoch = self._epoch_plan(len(data), n_epochs)
-        progress = self._progress(n_epochs * math.ceil(rows_per_epoch / self.batch_size))
+        n_updates = n_epochs * math.ceil(rows_per_epoch / self._setting("batch_size"))
+        progress = self._progress(n_updates)
         try:
-            with self._fit_scope(n_epochs) as run:
+            with self._fit_scope(n_epochs, n_updates if planned else None) as run:
                 self._train_epochs(data, train_weights, X_val, n_epochs, rows_per_epoch, run, progress, monitor)
         finally:
             progress.close()
@@ -383,15 +385,18 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
         A table with more rows than the budget's minibatches hold gets one pass over a random
         subset of them, so the cost of a fit stops growing with the rows.
         """
-        if self.max_updates is None:
+        max_updates, batch_size = self._setting("max_updates"), self._setting("batch_size")
+        if max_updates is None:
             return n_epochs, n_rows
-        batches_per_epoch = math.ceil(n_rows / self.batch_size)
-        epochs = max(1, min(n_epochs, self.max_updates // batches_per_epoch))
-        return epochs, min(n_rows, self.max_updates * self.batch_size)
+        batches_per_epoch = math.ceil(n_rows / batch_size)
+        epochs = max(1, min(n_epochs, max_updates // batches_per_epoch))
+        return epochs, min(n_rows, max_updates * batch_size)
 
-    def _fit_scope(self, n_epochs):
+    def _fit_scope(self, n_epochs, n_updates):
         """Hook: a context manager around the ``n_epochs`` epochs of one call to ``fit`` or ``partial_fit``.
 
+        ``n_updates`` is the number of minibatch updates the call to ``fit``
+        plans (for a learning-rate schedule to span), None for ``partial_fit``.
         What it yields is handed to every :meth:`_begin_epoch` of the call
         (nothing here).
         """
@@ -453,7 +458,7 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
         self.module_.train()
         # Hand-written updates need no autograd bookkeeping at all, which matters at small sizes.
         with contextlib.nullcontext() if self._updates_use_autograd else torch.inference_mode():
-            for batch in data[order].split(self.batch_size):  # one gather per epoch; batches are views
+            for batch in data[order].split(self._setting("batch_size")):  # one gather per epoch; batches are views
                 metrics = self._train_step(batch, epoch)
                 if progress is not None:
                     progress.update()
@@ -493,7 +498,7 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
 
     def _learning_rate_in_use(self):
         # learning_rate_ is the resolved rate of the last epoch, where a subclass resolves "auto" or a schedule.
-        return getattr(self, "learning_rate_", self.learning_rate)
+        return getattr(self, "learning_rate_", self._setting("learning_rate"))
 
     # ----------------------------------------------------- after training
     def _finalize(self, X, weights=None):
@@ -689,19 +694,39 @@ class GradientEBM(BaseEBM):
     def _batch_loss(self, batch, epoch=None):
         """Hook: ``(loss tensor, dict of diagnostics)`` for one minibatch, as ``_train_step`` returns them."""
 
-    def _fit_scope(self, n_epochs):
+    def _learning_rate_schedule(self):
+        """Hook: ``"cosine"`` to decay the learning rate over the updates of each ``fit``, else ``"constant"``."""
+        return "constant"
+
+    @contextlib.contextmanager
+    def _fit_scope(self, n_epochs, n_updates):
         # A warm start keeps Adam's moments but takes the learning rate set now.
+        rate = self._setting("learning_rate")
         for group in self.optimizer_.param_groups:
-            group["lr"] = self.learning_rate
-        return super()._fit_scope(n_epochs)
+            group["lr"] = rate
+        decays = n_updates is not None and self._learning_rate_schedule() == "cosine"
+        self._decay = _CosineDecay(rate, n_updates) if decays else None
+        try:
+            with super()._fit_scope(n_epochs, n_updates) as run:
+                yield run
+        finally:
+            del self._decay  # the schedule belongs to this call to fit only
 
     def _train_step(self, batch, epoch):
         loss, metrics = self._batch_loss(batch, epoch)
         self._check_finite(metrics)  # before the step, so a bad loss never reaches the weights
         self.optimizer_.zero_grad(set_to_none=True)
         loss.backward()
+        if self._decay is not None:
+            for group in self.optimizer_.param_groups:
+                group["lr"] = self._decay.next_rate()
         self.optimizer_.step()
         return metrics
+
+    def _end_epoch(self, record, data):
+        if self._decay is not None:
+            record["learning_rate"] = self.optimizer_.param_groups[0]["lr"]
+        super()._end_epoch(record, data)
 
     def _validation_metrics(self, X_val):
         with torch.no_grad():
@@ -709,7 +734,24 @@ class GradientEBM(BaseEBM):
         return {"val_loss": float(loss)}
 
     def _make_optimizer(self, parameters):
-        return torch.optim.Adam(parameters, lr=self.learning_rate)
+        return torch.optim.Adam(parameters, lr=self._setting("learning_rate"))
+
+
+class _CosineDecay:
+    """Learning rates falling from ``rate`` towards zero on a half cosine over ``n_updates`` updates.
+
+    The rate is what lets an update move the weights; once the energy is near its optimum, the
+    same rate keeps it jumping around it. Decaying over the planned updates (Loshchilov & Hutter,
+    ICLR 2017, without restarts) spends the early updates moving and the late ones settling.
+    """
+
+    def __init__(self, rate, n_updates):
+        self.rate, self.n_updates, self.done = rate, n_updates, 0
+
+    def next_rate(self):
+        progress = min(self.done / self.n_updates, 1.0)
+        self.done += 1
+        return self.rate * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 # What scikit-learn's callbacks set on an estimator while it fits.

@@ -329,7 +329,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
     _updates_use_autograd = False
 
     @contextlib.contextmanager
-    def _fit_scope(self, n_epochs):
+    def _fit_scope(self, n_epochs, n_updates):
         work = 2 * self.batch_size * self.n_features_in_ * self.n_components  # multiply-adds of the largest product
         with single_threaded(self.device_.type == "cpu" and work < 1e6):
             yield _Run(RandomPool(self._generator), first_epoch=len(self.history_), n_epochs=n_epochs)

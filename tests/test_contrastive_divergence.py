@@ -114,9 +114,9 @@ def test_samples_share_modes_by_mass_only_with_jumps(fitted, n_jumps):
 
 
 def test_weight_averaging_averages_the_epoch_end_weights(moons):
-    # Training does not depend on max_iter, so fits of 1, 2 and 3 epochs end at the epoch-end
-    # weights of one 3-epoch run.
-    params = {**FAST, "random_state": 0}
+    # At a constant rate training does not depend on max_iter (a cosine spans the planned epochs),
+    # so fits of 1, 2 and 3 epochs end at the epoch-end weights of one 3-epoch run.
+    params = {**FAST, "random_state": 0, "learning_rate_schedule": "constant"}
     ends = [
         ContrastiveDivergenceEBM(**{**params, "max_iter": k, "weight_averaging": 0}).fit(moons).module_.state_dict()
         for k in (1, 2, 3)
@@ -130,8 +130,10 @@ def test_weight_averaging_averages_the_epoch_end_weights(moons):
 
 
 def test_early_stopping_keeps_the_best_weights_unaveraged(moons):
+    # A constant rate, so that a shorter fit retraces the first epochs of the longer one.
+    params = {**FAST, "learning_rate_schedule": "constant"}
     est = ContrastiveDivergenceEBM(
-        validation_fraction=0.2, n_iter_no_change=1, weight_averaging=1.0, random_state=0, **{**FAST, "max_iter": 30}
+        validation_fraction=0.2, n_iter_no_change=1, weight_averaging=1.0, random_state=0, **{**params, "max_iter": 30}
     ).fit(moons)
     assert est.n_iter_ < 30  # stopped early
     best = int(np.argmin([record["val_loss"] for record in est.history_]))
@@ -140,7 +142,7 @@ def test_early_stopping_keeps_the_best_weights_unaveraged(moons):
         n_iter_no_change=1,
         weight_averaging=0,
         random_state=0,
-        **{**FAST, "max_iter": best + 1},
+        **{**params, "max_iter": best + 1},
     ).fit(moons)
     np.testing.assert_array_equal(est.energy(moons), reference.energy(moons))
 
@@ -292,8 +294,15 @@ def test_chains_that_accept_nothing_get_a_warning_that_says_what_to_do(digits):
 @pytest.mark.parametrize(
     "image, recipe",
     [
-        (False, dict(alpha=0.01, sampler="mala", step_size=0.01, n_steps=20, n_jumps=3, noise_scale=None)),
-        (True, {key: value for key, value in SHORT_RUN_PARAMS.items() if key not in ("bounds", "log_partition")}),
+        (
+            False,
+            dict(alpha=0.01, sampler="mala", step_size=0.01, n_steps=10, n_jumps=3, noise_scale=None)
+            | dict(batch_size=256, learning_rate=3e-2, learning_rate_schedule="cosine"),
+        ),
+        (
+            True,
+            {k: v for k, v in SHORT_RUN_PARAMS.items() if k not in ("bounds", "log_partition", "max_updates")},
+        ),
     ],
 )
 def test_auto_chain_parameters_are_the_table_or_the_image_recipe(digits, moons, image, recipe):
@@ -316,3 +325,29 @@ def test_named_recipes_pin_every_chain_parameter(recipe):
     # A named recipe must not move when the "auto" defaults do (device and base are not the recipe's).
     params = ContrastiveDivergenceEBM(**recipe).get_params()
     assert [name for name, value in params.items() if value == "auto" and name not in ("base", "device")] == []
+
+
+def test_the_cosine_schedule_spans_each_fit_and_not_partial_fit(moons):
+    # 600 rows in batches of 100: 6 updates an epoch, 24 planned; epoch e ends after update 6e.
+    params = dict(hidden_layer_sizes=(8,), n_steps=2, buffer_size=64, log_partition=None, random_state=0)
+    model = ContrastiveDivergenceEBM(max_iter=4, batch_size=100, learning_rate=0.01, **params).fit(moons)
+    planned = 24
+    expected = [0.01 * 0.5 * (1 + np.cos(np.pi * (6 * epoch - 1) / planned)) for epoch in (1, 2, 3, 4)]
+    np.testing.assert_allclose([record["learning_rate"] for record in model.history_], expected)
+    model.set_params(warm_start=True).fit(moons)  # a warm start decays anew from the rate set
+    np.testing.assert_allclose([record["learning_rate"] for record in model.history_[4:]], expected)
+    model.partial_fit(moons)  # no plan to span: the full rate
+    assert "learning_rate" not in model.history_[-1]
+    assert model.optimizer_.param_groups[0]["lr"] == 0.01
+    constant = ContrastiveDivergenceEBM(max_iter=2, learning_rate_schedule="constant", **params).fit(moons)
+    assert "learning_rate" not in constant.history_[-1]
+
+
+@pytest.mark.parametrize("n_features, jumps", [(2, True), (3, False)])
+def test_auto_jumps_only_on_tables_of_few_features(n_features, jumps):
+    # In more dimensions nearly every uniform jump is rejected: "auto" leaves them out there.
+    X = np.random.default_rng(0).normal(size=(64, n_features))
+    model = ContrastiveDivergenceEBM(hidden_layer_sizes=(8,), max_updates=2, log_partition=None, random_state=0)
+    model.fit(X)
+    assert ("jump_rate" in model.history_[-1]) is jumps
+    assert model.n_jumps == "auto"
