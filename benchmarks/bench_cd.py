@@ -187,13 +187,12 @@ def _train_peer(module, X, n_updates, batch_size, seed, batch_loss):
 
 
 def moons_table(max_iter, seed=0):
-    """Same network, data, optimizer, chain length and step size for skebm and each peer."""
+    """Same network, data, number and size of updates, chain length and step size for skebm and each peer."""
     X = make_moons(16384, random_state=seed)
     X, X_test = X[:8192], X[8192:]
     wall, cpu, cd = timed(lambda: ContrastiveDivergenceEBM(max_iter=max_iter, random_state=seed).fit(X))
-    n_epochs, rows_per_epoch = cd._epoch_plan(len(X), max_iter)
+    _epochs, _rows, n_updates = cd._epoch_plan(len(X), max_iter)
     batch_size = cd._setting("batch_size")
-    n_updates = n_epochs * math.ceil(rows_per_epoch / batch_size)
     print(
         "\n(c) two moons (8,192 points, noise 0.05, standardized): test NLL in nats, "
         f"{n_updates} updates of {batch_size} rows"

@@ -335,8 +335,7 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
         train_weights = None if train_weights is None else self._as_tensor(train_weights, torch.float64)
         monitor = _EpochMonitor(self, context, X, weights, X_train if X_val is None else X_val)
         X_val = None if X_val is None else self._as_tensor(X_val)
-        n_epochs, rows_per_epoch = self._epoch_plan(len(data), n_epochs)
-        n_updates = n_epochs * math.ceil(rows_per_epoch / self._setting("batch_size"))
+        n_epochs, rows_per_epoch, n_updates = self._epoch_plan(len(data), n_epochs)
         progress = self._progress(n_updates)
         try:
             with self._fit_scope(n_epochs, n_updates if planned else None) as run:
@@ -380,17 +379,17 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
             )
 
     def _epoch_plan(self, n_rows, n_epochs):
-        """``(epochs, rows per epoch)``: ``n_epochs`` full passes, cut to the ``max_updates`` budget.
+        """``(epochs, rows per epoch, updates)``: ``n_epochs`` full passes, cut to the ``max_updates`` budget.
 
         A table with more rows than the budget's minibatches hold gets one pass over a random
         subset of them, so the cost of a fit stops growing with the rows.
         """
         max_updates, batch_size = self._setting("max_updates"), self._setting("batch_size")
-        if max_updates is None:
-            return n_epochs, n_rows
-        batches_per_epoch = math.ceil(n_rows / batch_size)
-        epochs = max(1, min(n_epochs, max_updates // batches_per_epoch))
-        return epochs, min(n_rows, max_updates * batch_size)
+        epochs, rows = n_epochs, n_rows
+        if max_updates is not None:
+            epochs = max(1, min(n_epochs, max_updates // math.ceil(n_rows / batch_size)))
+            rows = min(n_rows, max_updates * batch_size)
+        return epochs, rows, epochs * math.ceil(rows / batch_size)
 
     def _fit_scope(self, n_epochs, n_updates):
         """Hook: a context manager around the ``n_epochs`` epochs of one call to ``fit`` or ``partial_fit``.
