@@ -36,6 +36,7 @@ from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.callback import CallbackSupportMixin, with_callbacks
@@ -175,6 +176,9 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
 
     # Updates written by hand (no autograd) run under torch.inference_mode.
     _updates_use_autograd = True
+    # "csr" where scipy sparse input is accepted (as validate_data's accept_sparse): fit densifies it
+    # to float32 once, scoring one block of rows at a time.
+    _accept_sparse = False
 
     def _setting(self, name):
         """Parameter ``name``, with ``"auto"`` resolved by :meth:`_auto_settings`."""
@@ -255,7 +259,16 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
         # (Ctrl-C during the epochs is handled by _train: the model keeps its last complete epoch.)
         saved = copy.deepcopy(self._fitted_state())
         try:
-            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset, ensure_min_samples=2)
+            X = validate_data(
+                self,
+                X,
+                accept_sparse=self._accept_sparse,
+                dtype=[np.float64, np.float32],
+                reset=reset,
+                ensure_min_samples=2,
+            )
+            if sp.issparse(X):  # trained as float32 rows on the device: densified once, never to float64
+                X = X.astype(np.float32).toarray()
             X, weights = _rows_with_weight(X, sample_weight)
             context = self._init_callback_context(max_subtasks=n_epochs)
             metadata = None if weights is None else {"sample_weight": weights}
@@ -533,7 +546,8 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
 
     # ----------------------------------------------------------- scoring
     def _as_tensor(self, X, dtype=torch.float32):
-        return torch.tensor(np.asarray(X), dtype=dtype, device=self.device_)  # a copy: X may be read-only
+        X = X.toarray() if sp.issparse(X) else np.asarray(X)
+        return torch.tensor(X, dtype=dtype, device=self.device_)  # a copy: X may be read-only
 
     def _float64_energy(self):
         """A float64 copy of the fitted energy: scores that do not depend on how rows are batched."""
@@ -556,7 +570,7 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
         energies : ndarray of shape (n_samples,), float64
         """
         check_is_fitted(self, "module_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, X, accept_sparse=self._accept_sparse, dtype=np.float64, reset=False)
         module = self._float64_energy()
         with torch.no_grad():
             return self._map_blocks(module, X)
@@ -564,10 +578,10 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
     def _map_blocks(self, function, X, block=8192):
         """``function`` of float64 tensors of successive blocks of rows of ``X``, as one array.
 
-        Only one block at a time is on the device, so memory grows with the
-        block, not with ``X``.
+        Only one block at a time is on the device (and dense, for sparse
+        ``X``), so memory grows with the block, not with ``X``.
         """
-        blocks = (self._as_tensor(X[start : start + block], torch.float64) for start in range(0, len(X), block))
+        blocks = (self._as_tensor(X[start : start + block], torch.float64) for start in range(0, X.shape[0], block))
         return np.concatenate([function(rows).cpu().numpy() for rows in blocks])
 
     def score_samples(self, X):

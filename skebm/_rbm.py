@@ -54,6 +54,11 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
     between modes where PCD's get stuck. Updates are stochastic
     gradient steps with momentum and weight decay (Hinton, 2010).
 
+    Every method that reads rows accepts scipy sparse matrices, as
+    ``BernoulliRBM`` does: ``fit`` densifies them once to float32 (the form
+    training runs in, 4 bytes per entry), scoring one block of 8,192 rows at
+    a time.
+
     ``log_partition_`` is exact when one layer is small enough to enumerate
     (at most 20 units, or the visible layer for Bernoulli units), and
     estimated otherwise by annealed importance sampling from a base-rate model
@@ -327,6 +332,13 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
 
     # The gradient is written out (see _train_step): no autograd bookkeeping at all.
     _updates_use_autograd = False
+    # Binary tables are often sparse (bag of words, one-hot codes), and BernoulliRBM accepts them.
+    _accept_sparse = "csr"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
 
     @contextlib.contextmanager
     def _fit_scope(self, n_epochs, n_updates):
@@ -405,7 +417,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
     # ------------------------------------------------------------ public
     def _validated(self, X):
         check_is_fitted(self, "module_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, X, accept_sparse=self._accept_sparse, dtype=np.float64, reset=False)
         return self._as_tensor(X, torch.float64)
 
     def free_energy(self, X):
@@ -433,7 +445,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         H : ndarray of shape (n_samples, n_components), float64
         """
         check_is_fitted(self, "module_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, X, accept_sparse=self._accept_sparse, dtype=np.float64, reset=False)
         rbm = self._float64_energy().params()
         with torch.no_grad():
             return self._map_blocks(rbm.hidden_probability, X)

@@ -13,8 +13,9 @@ FAST = dict(
 # Rows drawn into minibatches with probabilities proportional to their weights are the same as
 # repeated rows in distribution, not draw for draw; tests/test_base.py checks the frequencies.
 WEIGHTS_IN_DISTRIBUTION = {
-    "check_sample_weight_equivalence_on_dense_data": "weights act through random minibatch draws, as repeated "
-    "rows do, but not draw for draw",
+    f"check_sample_weight_equivalence_on_{kind}_data": "weights act through random minibatch draws, as repeated "
+    "rows do, but not draw for draw"
+    for kind in ("dense", "sparse")  # sparse: for the RBM, the one estimator that accepts it
 }
 
 # Three checks fit rows near 100. Binary units read them as huge counts: the data's v v^T reaches

@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
 from sklearn.datasets import load_diabetes, load_digits, load_wine
 from sklearn.linear_model import LogisticRegression
@@ -11,7 +12,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skebm import RBM
+from skebm import NCEEBM, RBM
 from skebm.energies import RBMParams
 from skebm.partition import grid_log_partition, rbm_ais_log_partition, rbm_exact_log_partition
 from skebm.samplers import SAMPLERS, RandomPool, run_chain
@@ -229,3 +230,26 @@ def test_parallel_tempering_reports_swaps_survives_saving_and_warm_starts(digits
     pcd.set_params(method="pt", n_temperatures=3, warm_start=True).fit(X_train)
     assert pcd.tempering_chains_.shape == (3, pcd.batch_size, 64) and "swap_rate" in pcd.history_[-1]
     assert np.isfinite(pcd.score(X_test))
+
+
+@pytest.mark.parametrize("sparse_format", ["csr", "csc", "coo"])
+def test_sparse_input_gives_the_model_of_its_dense_rows(sparse_format):
+    # As BernoulliRBM: sparse binary tables are accepted by fit, partial_fit and every method that reads rows.
+    X = (np.random.default_rng(0).random((120, 25)) < 0.1).astype(float)
+    X_sparse = scipy.sparse.csr_matrix(X).asformat(sparse_format)
+    params = dict(n_components=6, max_iter=3, random_state=0)
+    dense, sparse = RBM(**params).fit(X), RBM(**params).fit(X_sparse)
+    for method in ("score_samples", "transform", "decision_function"):
+        np.testing.assert_array_equal(getattr(dense, method)(X), getattr(sparse, method)(X_sparse))
+    np.testing.assert_array_equal(
+        dense.gibbs(X[:4]), sparse.gibbs(scipy.sparse.csr_matrix(X[:4]).asformat(sparse_format))
+    )
+    dense.partial_fit(X)
+    sparse.partial_fit(X_sparse)
+    np.testing.assert_array_equal(dense.score_samples(X), sparse.score_samples(X))
+
+
+def test_the_neural_estimators_refuse_sparse_input_in_scikit_learns_words():
+    X = scipy.sparse.csr_matrix(np.random.default_rng(0).normal(size=(40, 3)))
+    with pytest.raises(TypeError, match="dense data is required"):
+        NCEEBM(max_iter=1).fit(X)
