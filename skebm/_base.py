@@ -180,6 +180,11 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
     # to float32 once, scoring one block of rows at a time.
     _accept_sparse = False
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = bool(self._accept_sparse)
+        return tags
+
     def _setting(self, name):
         """Parameter ``name``, with ``"auto"`` resolved by :meth:`_auto_settings`."""
         value = getattr(self, name)
@@ -715,8 +720,7 @@ class GradientEBM(BaseEBM):
     def _fit_scope(self, n_epochs, n_updates):
         # A warm start keeps Adam's moments but takes the learning rate set now.
         rate = self._setting("learning_rate")
-        for group in self.optimizer_.param_groups:
-            group["lr"] = rate
+        self._set_learning_rate(rate)
         decays = n_updates is not None and self._learning_rate_schedule() == "cosine"
         self._decay = _CosineDecay(rate, n_updates) if decays else None
         try:
@@ -731,10 +735,13 @@ class GradientEBM(BaseEBM):
         self.optimizer_.zero_grad(set_to_none=True)
         loss.backward()
         if self._decay is not None:
-            for group in self.optimizer_.param_groups:
-                group["lr"] = self._decay.next_rate()
+            self._set_learning_rate(self._decay.next_rate())  # one step of the schedule per update
         self.optimizer_.step()
         return metrics
+
+    def _set_learning_rate(self, rate):
+        for group in self.optimizer_.param_groups:
+            group["lr"] = rate
 
     def _end_epoch(self, record, data):
         if self._decay is not None:

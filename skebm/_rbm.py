@@ -335,11 +335,6 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
     # Binary tables are often sparse (bag of words, one-hot codes), and BernoulliRBM accepts them.
     _accept_sparse = "csr"
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags
-
     @contextlib.contextmanager
     def _fit_scope(self, n_epochs, n_updates):
         work = 2 * self.batch_size * self.n_features_in_ * self.n_components  # multiply-adds of the largest product
