@@ -151,7 +151,8 @@ def main():
             all_times.setdefault(detector, []).extend(pairs)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kilobytes on Linux
         means = {k: round(float(np.mean(v)), 3) for k, v in table[name].items()}
-        print(name, means, "per seed", table[name], f"peak memory so far {peak:.2f} GB", flush=True)
+        cpu = {k: [round(c, 2) for _, c in pairs] for k, pairs in times.items()}  # to pool runs of the two halves
+        print(name, means, "per seed", table[name], "cpu s", cpu, f"peak memory so far {peak:.2f} GB", flush=True)
     print_table(table, all_times, args.seeds)
     return 0
 

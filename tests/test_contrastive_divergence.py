@@ -351,3 +351,13 @@ def test_auto_jumps_only_on_tables_of_few_features(n_features, jumps):
     model.fit(X)
     assert ("jump_rate" in model.history_[-1]) is jumps
     assert model.n_jumps == "auto"
+
+
+@pytest.mark.parametrize(("n_features", "base", "n_updates"), [(2, "auto", 600), (3, "auto", 400), (3, None, 600)])
+def test_auto_budget_is_larger_where_no_base_carries_the_density(n_features, base, n_updates):
+    # One update per epoch (batch = all 64 rows), so the epochs count the updates "auto" allows.
+    X = np.random.default_rng(0).normal(size=(64, n_features))
+    model = ContrastiveDivergenceEBM(
+        hidden_layer_sizes=(4,), n_steps=1, n_jumps=0, batch_size=64, max_iter=10_000, base=base, log_partition=None
+    )
+    assert len(model.fit(X).history_) == n_updates

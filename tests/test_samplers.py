@@ -111,10 +111,17 @@ def _residual_energy(n_features):
     return energy
 
 
+def _quadratic_energy(n_features):
+    from skebm.energies import QuadraticEnergy
+
+    a = torch.randn(n_features, n_features, generator=torch.Generator().manual_seed(1))
+    return QuadraticEnergy(n_features, mean=torch.randn(n_features), precision=a @ a.T + torch.eye(n_features))
+
+
 @pytest.mark.parametrize(
     "make_energy",
-    [lambda d: MLPEnergy(d, (16, 8)), _mixture_energy, _residual_energy],
-    ids=["mlp", "mixture", "residual"],
+    [lambda d: MLPEnergy(d, (16, 8)), _mixture_energy, _quadratic_energy, _residual_energy],
+    ids=["mlp", "mixture", "quadratic", "residual"],
 )
 def test_fast_gradient_matches_autograd(make_energy):
     torch.manual_seed(0)
@@ -170,10 +177,13 @@ def test_uniform_jumps_share_chains_between_modes_by_their_masses():
     assert 0 < rate < 1 and bool(((x >= box[0]) & (x <= box[1])).all())
 
 
-def test_a_gradient_kernel_after_random_walk_metropolis_uses_a_fresh_gradient():
+@pytest.mark.parametrize("name", ["metropolis", "uniform_jump"])
+def test_a_gradient_kernel_after_an_energy_only_kernel_uses_a_fresh_gradient(name):
     energy = gaussian_energy()
     x = torch.randn(40, 2, generator=torch.Generator().manual_seed(1))
-    walked, _ = make_kernel("metropolis", 0.5)(init_state(energy, x), energy, torch.Generator().manual_seed(2))
+    kernel = make_kernel(name, 0.5, bounds=(torch.full((2,), -3.0), torch.full((2,), 3.0)))
+    walked, info = kernel(init_state(energy, x), energy, torch.Generator().manual_seed(2))
+    assert 0 < float(info.is_accepted.double().mean()) < 1  # some chains moved, some stayed
     assert not hasattr(walked, "grad")  # never a stale gradient from before the move
     after, _ = mala_step(walked, energy, torch.Generator().manual_seed(3), 0.1)
     fresh, _ = mala_step(init_state(energy, walked.position), energy, torch.Generator().manual_seed(3), 0.1)

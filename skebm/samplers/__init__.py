@@ -116,7 +116,7 @@ SAMPLERS = {
     "mala": SamplingAlgorithm(init_state, mala_step),
     "metropolis": SamplingAlgorithm(init_energy_state, metropolis_step),
     "hmc": SamplingAlgorithm(init_state, hmc_step),
-    "uniform_jump": SamplingAlgorithm(init_state, uniform_jump_step),
+    "uniform_jump": SamplingAlgorithm(init_energy_state, uniform_jump_step),
     "gibbs": SamplingAlgorithm(init_gibbs_state, gibbs_step),
 }
 

@@ -65,11 +65,10 @@ def mala_step(state, energy, generator, step_size, bounds=None):
     noise = torch.randn(x.shape, generator=generator, device=x.device)
     proposed_x = torch.add(x, state.grad, alpha=-step_size).add_(noise, alpha=math.sqrt(2.0 * step_size))
     proposal = ChainState(proposed_x, *energy_and_grad(energy, proposed_x))
+    # The forward move's log density is -|noise|^2 / 2: the proposal minus its mean is sqrt(2 step_size) noise.
+    forward_log_proposal = -0.5 * (noise * noise).sum(-1)
     log_accept = (
-        state.energy
-        - proposal.energy
-        + _log_proposal(x, proposed_x, proposal.grad, step_size)
-        - _log_proposal(proposed_x, x, state.grad, step_size)
+        state.energy - proposal.energy + _log_proposal(x, proposed_x, proposal.grad, step_size) - forward_log_proposal
     )
     log_accept = torch.where(inside(proposed_x, bounds), log_accept, -math.inf)
     state, rate, accepted = metropolis_select(state, proposal, log_accept, generator)

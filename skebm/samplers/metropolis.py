@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._state import EnergyState, init_state, inside, metropolis_select, with_gradient
+from ._state import EnergyState, inside, metropolis_select
 
 
 class MetropolisInfo(NamedTuple):
@@ -57,7 +57,7 @@ def metropolis_step(state, energy, generator, step_size, bounds=None):
 
     Returns
     -------
-    state : ChainState
+    state : EnergyState
     info : MetropolisInfo
 
     Examples
@@ -89,9 +89,9 @@ def uniform_jump_step(state, energy, generator, bounds):
     step, so the chains share their time between modes in proportion to the
     modes' masses. It leaves ``exp(-E)`` restricted to the box invariant. In
     high dimension nearly every jump is rejected, and it only costs one
-    evaluation of the energy and its gradient. The state keeps the gradient,
-    so that a gradient kernel can continue the chains without evaluating it
-    again.
+    evaluation of the energy, no gradient: it returns an
+    :class:`EnergyState`, and a gradient kernel that continues the chains
+    computes the gradient once, after all the jumps.
 
     Parameters
     ----------
@@ -104,24 +104,24 @@ def uniform_jump_step(state, energy, generator, bounds):
 
     Returns
     -------
-    state : ChainState
+    state : EnergyState
     info : MetropolisInfo
 
     Examples
     --------
     >>> import torch
-    >>> from skebm.samplers import init_state, uniform_jump_step
+    >>> from skebm.samplers import init_energy_state, uniform_jump_step
     >>> energy = lambda x: 0.5 * (x**2).sum(-1)
     >>> gen = torch.Generator().manual_seed(0)
     >>> box = (torch.full((2,), -3.0), torch.full((2,), 3.0))
-    >>> state, info = uniform_jump_step(init_state(energy, torch.zeros(50, 2)), energy, gen, box)
+    >>> state, info = uniform_jump_step(init_energy_state(energy, torch.zeros(50, 2)), energy, gen, box)
     >>> 0.0 < float(info.acceptance_rate) < 1.0
     True
     """
-    state = with_gradient(state, energy)
+    state = EnergyState(state.position, state.energy)
     low, high = bounds
     x = state.position
     u = torch.rand(x.shape, generator=generator, device=x.device)
-    proposal = init_state(energy, low + u * (high - low))
+    proposal = init_energy_state(energy, low + u * (high - low))
     state, rate, accepted = metropolis_select(state, proposal, state.energy - proposal.energy, generator)
     return state, MetropolisInfo(rate, accepted)
