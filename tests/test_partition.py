@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from skebm.energies import QuadraticEnergy
 from skebm.partition import ais_log_partition, grid_log_partition
@@ -35,3 +36,16 @@ def test_ais_recovers_a_known_log_partition():
     assert abs(log_z - energy.log_partition()) < 0.05
     assert 0 <= log_z_std < 0.05
     assert math.isfinite(log_z)
+
+
+def test_ais_evaluates_the_energy_once_per_distribution():
+    # The accepted chains carry their proposal's energies into the next distribution: one call per step.
+    energy, calls = QuadraticEnergy(3), []
+
+    class Counted(torch.nn.Module):
+        def energy_and_grad(self, x):
+            calls.append(len(x))
+            return energy.energy_and_grad(x)
+
+    ais_log_partition(Counted(), np.random.default_rng(0).normal(size=(200, 3)), n_steps=50, n_chains=16)
+    assert calls == [16] * 51  # the start, then each MALA proposal
