@@ -290,12 +290,29 @@ class GaussianMixtureEnergy(nn.Module):
 
         ``r_k`` are the components' responsibilities; no autograd graph is built.
         """
+        if len(self.log_weights) == 1:  # one Gaussian (the base under a network): no responsibilities to weigh
+            return self._gaussian_energy_and_grad(x)
         y, log_joint, factors = self._whitened_and_log_joint(x)
-        if log_joint.shape[1] == 1:  # one Gaussian (the base under a network): no responsibilities to weigh
-            return -log_joint[:, 0], y[:, 0] @ factors.t()
         log_density = torch.logsumexp(log_joint, dim=1)
         weighted = torch.exp(log_joint - log_density.unsqueeze(1)).unsqueeze(-1) * y
         return -log_density, weighted.reshape(len(x), -1) @ factors.t()
+
+    def _gaussian_energy_and_grad(self, x):
+        # grad = P (x - mu) and E = (x - mu).grad / 2 + const: one (n, d) x (d, d) product where the
+        # whitened route takes two, which at 1,555 features is most of a chain step.
+        centered = x - self.means[0]
+        grad = centered @ self._precision()
+        log_det = torch.diagonal(self.precisions_cholesky[0]).log().sum()
+        constant = 0.5 * x.shape[1] * math.log(2 * math.pi) - log_det - self.log_weights[0]
+        return 0.5 * (centered * grad).sum(-1) + constant, grad
+
+    def _precision(self):
+        """``P = U U^T`` of the one component, kept until the buffers change (loading, ``.to``)."""
+        factor = self.precisions_cholesky[0]
+        key = (factor.data_ptr(), factor._version, factor.dtype, factor.device)
+        if getattr(self, "_precision_key", None) != key:
+            self._precision_cache, self._precision_key = factor @ factor.T, key
+        return self._precision_cache
 
 
 class ResidualEnergy(nn.Module):

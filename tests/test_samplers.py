@@ -2,6 +2,7 @@
 
 import itertools
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -94,13 +95,13 @@ def test_sampling_builds_no_parameter_gradients():
     assert all(p.requires_grad for p in energy.parameters())
 
 
-def _mixture_energy(n_features):
+def _mixture_energy(n_features, n_components=3):
     from sklearn.mixture import GaussianMixture
 
     from skebm.energies import GaussianMixtureEnergy
 
-    X = np.random.default_rng(0).normal(size=(200, n_features))
-    return GaussianMixtureEnergy.from_sklearn(GaussianMixture(3, random_state=0).fit(X))
+    X = np.random.default_rng(0).normal(size=(200, n_features)) @ np.diag(np.arange(1, n_features + 1))
+    return GaussianMixtureEnergy.from_sklearn(GaussianMixture(n_components, random_state=0).fit(X))
 
 
 def _residual_energy(n_features):
@@ -120,8 +121,14 @@ def _quadratic_energy(n_features):
 
 @pytest.mark.parametrize(
     "make_energy",
-    [lambda d: MLPEnergy(d, (16, 8)), _mixture_energy, _quadratic_energy, _residual_energy],
-    ids=["mlp", "mixture", "quadratic", "residual"],
+    [
+        lambda d: MLPEnergy(d, (16, 8)),
+        _mixture_energy,
+        partial(_mixture_energy, n_components=1),
+        _quadratic_energy,
+        _residual_energy,
+    ],
+    ids=["mlp", "mixture", "gaussian", "quadratic", "residual"],
 )
 def test_fast_gradient_matches_autograd(make_energy):
     torch.manual_seed(0)
@@ -131,6 +138,16 @@ def test_fast_gradient_matches_autograd(make_energy):
     slow_e, slow_g = energy_and_grad(lambda z: energy(z), x)
     torch.testing.assert_close(fast_e, slow_e)
     torch.testing.assert_close(fast_g, slow_g)
+
+
+def test_gaussian_gradient_follows_new_buffers():
+    # The one-component energy keeps its precision matrix between calls: loading other buffers must renew it.
+    energy = _mixture_energy(3, n_components=1)
+    x = torch.randn(5, 3)
+    energy_and_grad(energy, x)
+    other = type(energy)(np.ones((1, 3)), 2 * np.eye(3)[None], np.ones(1))
+    energy.load_state_dict(other.state_dict())
+    torch.testing.assert_close(energy_and_grad(energy, x)[1], 4 * (x - 1))
 
 
 def test_same_generator_seed_gives_same_chains():
