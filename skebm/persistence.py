@@ -54,6 +54,8 @@ _DTYPES = {
 # Fitted attributes a file may set: public ones (ending in "_") and the estimator's generator.
 _ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]*_$")
 _PRIVATE_ATTRIBUTES = ("_generator",)
+# Optimizer settings that choose how a step is computed (a fused kernel or a loop), not what it computes.
+_STEP_IMPLEMENTATION = ("foreach", "fused")
 
 
 def _estimator_classes():
@@ -425,10 +427,13 @@ class _Reader:
         groups = _from_json(entry["param_groups"])
         fresh = optimizer.state_dict()["param_groups"]
         if len(groups) != len(fresh) or any(
-            set(group) != set(new) or any(type(group[key]) is not type(new[key]) for key in new if key != "params")
+            set(group) != set(new)
+            or any(type(group[key]) is not type(new[key]) for key in new if key not in _STEP_IMPLEMENTATION)
             for group, new in zip(groups, fresh)
         ):
             raise ValueError(f"{name} has settings that {type(optimizer).__name__} does not")
+        for group, new in zip(groups, fresh):  # how a step is computed is this machine's choice, not the file's
+            group.update({key: new[key] for key in _STEP_IMPLEMENTATION})
         state = {}
         for index, keys in entry["state"].items():
             parameter = parameters[int(index)]
