@@ -349,10 +349,10 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
 
     def _train(self, X, n_epochs, weights, context, planned):
         X_train, X_val, train_weights = self._split_validation(X, weights)
-        data = self._as_tensor(X_train)
+        data = self._as_rows(X_train)
         train_weights = None if train_weights is None else self._as_tensor(train_weights, torch.float64)
         monitor = _EpochMonitor(self, context, X, weights, X_train if X_val is None else X_val)
-        X_val = None if X_val is None else self._as_tensor(X_val)
+        X_val = None if X_val is None else self._as_rows(X_val)
         n_epochs, rows_per_epoch, n_updates = self._epoch_plan(len(data), n_epochs)
         progress = self._progress(n_updates)
         try:
@@ -554,6 +554,19 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
         X = X.toarray() if sp.issparse(X) else np.asarray(X)
         return torch.tensor(X, dtype=dtype, device=self.device_)  # a copy: X may be read-only
 
+    def _as_rows(self, X, dtype=torch.float32):
+        """Hook: rows of ``X`` (validated, numpy or sparse) as the tensor the energy reads.
+
+        The identity on the values; an estimator whose energy reads its rows
+        encoded (a categorical RBM's one-hot groups) encodes them here, so that
+        training and every scoring method see the same encoding.
+        """
+        return self._as_tensor(X, dtype)
+
+    def _as_user_rows(self, x):
+        """Hook: a tensor of the energy's rows (samples, chain states) as the user's rows, in float64."""
+        return x.detach().double().cpu().numpy()
+
     def _float64_energy(self):
         """A float64 copy of the fitted energy: scores that do not depend on how rows are batched."""
         return copy.deepcopy(self.module_).double().eval()
@@ -586,7 +599,7 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
         Only one block at a time is on the device (and dense, for sparse
         ``X``), so memory grows with the block, not with ``X``.
         """
-        blocks = (self._as_tensor(X[start : start + block], torch.float64) for start in range(0, X.shape[0], block))
+        blocks = (self._as_rows(X[start : start + block], torch.float64) for start in range(0, X.shape[0], block))
         return np.concatenate([function(rows).cpu().numpy() for rows in blocks])
 
     def score_samples(self, X):
@@ -647,9 +660,9 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
         if callback is not None:
 
             def on_step(step, positions):  # the hook counts the start as step -1
-                callback(step + 1, positions.detach().double().cpu().numpy())
+                callback(step + 1, self._as_user_rows(positions))
 
-        return self._sample(int(n_samples), generator, on_step).double().cpu().numpy()
+        return self._as_user_rows(self._sample(int(n_samples), generator, on_step))
 
     @abstractmethod
     def _sample(self, n_samples, generator, callback=None):

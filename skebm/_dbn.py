@@ -14,7 +14,6 @@ from ._base import LikelihoodScoresMixin, resolve_device
 from ._checks import check_layer_sizes
 from ._random import make_generator
 from ._rbm import RBM
-from .energies import RBMParams
 from .samplers import RandomPool, bernoulli
 
 __all__ = ["DBN"]
@@ -208,7 +207,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LikelihoodScoresMix
     def _layers(self, device):
         """Each layer's parameters, in float64 on ``device``."""
         params = (rbm.module_.params() for rbm in self.rbms_)
-        return [RBMParams(*(t.detach().to(device, torch.float64) for t in p[:3]), p.visible) for p in params]
+        return [p.detached(torch.float64, device) for p in params]
 
     def transform(self, X):
         """Top hidden-layer probabilities, by an up-pass of probabilities.

@@ -7,6 +7,7 @@ from numbers import Integral, Real
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -42,7 +43,10 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
     The energy of visible units ``v`` and binary hidden units ``h`` is
     ``E(v, h) = -b.v - c.h - h.W.v`` (Bernoulli visible units) or
     ``|v - b|^2 / 2 - c.h - h.W.v`` (Gaussian visible units of unit variance:
-    standardize the data first). Summing out ``h`` gives the free energy
+    standardize the data first). Categorical visible units read a table of
+    discrete codes: each feature becomes a group of one-hot units, one per
+    category seen in ``fit``, with the Bernoulli energy on the one-hot rows
+    and exactly one unit of each group on (a Potts or softmax layer). Summing out ``h`` gives the free energy
     ``F(v)``, the estimator's :meth:`energy`, and ``p(v) = exp(-F(v)) / Z``.
 
     Training follows the gradient of the log-likelihood, estimated by
@@ -74,10 +78,13 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
     ----------
     n_components : int, default=256
         Number of hidden units.
-    visible : {"bernoulli", "gaussian"}, default="bernoulli"
+    visible : {"bernoulli", "categorical", "gaussian"}, default="bernoulli"
         Binary visible units (data in [0, 1]; fractions are read as
-        probabilities, as ``BernoulliRBM`` does) or real-valued units of unit
-        variance.
+        probabilities, as ``BernoulliRBM`` does), categorical ones (each
+        feature a discrete code, numbers such as 0, 1, 2 or 3.5; its
+        categories are the values seen in ``fit``, in ``categories_``, and a
+        value not seen there is refused with a ValueError, since the model
+        gives it no probability), or real-valued units of unit variance.
     method : {"pcd", "cd", "pt"}, default="pcd"
         Persistent or plain contrastive divergence, or parallel tempering
         (:func:`~skebm.samplers.parallel_tempering_step`).
@@ -133,10 +140,15 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_components, n_features)
-        The weights ``W``.
+    components_ : ndarray of shape (n_components, n_visible_units)
+        The weights ``W``. ``n_visible_units`` is ``n_features``, or for
+        categorical units the number of categories of all features, the
+        columns of each feature's categories in the order of ``categories_``.
     intercept_hidden_ : ndarray of shape (n_components,)
-    intercept_visible_ : ndarray of shape (n_features,)
+    intercept_visible_ : ndarray of shape (n_visible_units,)
+    categories_ : list of ndarray
+        For ``visible="categorical"``: the sorted values of each feature
+        seen in ``fit``, as ``OneHotEncoder``'s.
     module_ : skebm.energies.RBMEnergy
     persistent_hidden_ : torch.Tensor of shape (batch_size, n_components)
         Hidden states of the persistent chains (``method="pcd"``), as
@@ -155,7 +167,9 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         Standard error of the AIS estimate (0 when exact).
     history_ : list of dict
         Per epoch: ``loss`` (negative pseudo-log-likelihood for Bernoulli
-        units, squared reconstruction error for Gaussian ones, on up to 500
+        units, the cross-entropy of the one-step reconstruction of each
+        feature's category for categorical ones, squared reconstruction error
+        for Gaussian ones, on up to 500
         training rows), ``learning_rate``, times, and with validation ``val_loss`` (the same on
         the held-out rows).
     offset_, decision_scores_, threshold_, labels_, n_features_in_, feature_names_in_
@@ -179,7 +193,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
     _parameter_constraints = {
         **BaseEBM._parameter_constraints,
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "visible": [StrOptions({"bernoulli", "gaussian"})],
+        "visible": [StrOptions({"bernoulli", "categorical", "gaussian"})],
         "method": [StrOptions({"pcd", "cd", "pt"})],
         "n_gibbs_steps": [Interval(Integral, 1, None, closed="left")],
         "n_temperatures": [Interval(Integral, 2, None, closed="left")],
@@ -252,9 +266,19 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
             warn_if_far_from_standardized(self, X)
 
     def _new_module(self, n_features, box=None, generator=None):
-        return RBMEnergy(n_features, self.n_components, self.visible, generator=generator)
+        groups = self._category_counts(n_features) if self.visible == "categorical" else None
+        n_units = n_features if groups is None else sum(groups)
+        return RBMEnergy(n_units, self.n_components, self.visible, generator=generator, groups=groups)
+
+    def _category_counts(self, n_features):
+        counts = tuple(len(values) for values in self.categories_)
+        if len(counts) != n_features:
+            raise ValueError(f"categories_ holds {len(counts)} features, not n_features_in_={n_features}")
+        return counts
 
     def _initialize(self, X):
+        if self.visible == "categorical":
+            self.categories_ = _fit_categories(X)
         self.module_ = self._new_module(X.shape[1], generator=self._generator).to(self.device_)
         start = getattr(self, "_start_params", None)  # set by a DBN for a layer tied to the one below
         if start is not None:
@@ -262,10 +286,10 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
                 for parameter, value in zip(self.module_.parameters(), start[:3], strict=True):
                     parameter.copy_(value)
         self.velocity_ = [torch.zeros_like(p) for p in self.module_.parameters()]
-        self._initialize_chains(X)
+        self._initialize_chains(self._as_rows(X))
 
     def _initialize_chains(self, X):
-        """Hook: the persistent chains' first states."""
+        """Hook: the persistent chains' first states, from the training rows (a tensor, as the energy reads them)."""
         # The chains' hidden states, as BernoulliRBM's h_samples_: all off at first.
         self.persistent_hidden_ = torch.zeros(self.batch_size, self.n_components, device=self.device_)
         if self.method == "pt":
@@ -348,7 +372,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         return _Epoch(self.module_.params(), self.learning_rate_, run.pool)
 
     def _auto_settings(self):
-        return {"learning_rate": 0.1 if self.visible == "bernoulli" else 0.01}
+        return {"learning_rate": 0.01 if self.visible == "gaussian" else 0.1}
 
     def _scheduled_learning_rate(self, run):
         """``learning_rate``, falling linearly over the epochs of this call to ``fit`` if so scheduled."""
@@ -369,10 +393,12 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
 
     @torch.no_grad()
     def _monitor(self, v):
-        """Negative pseudo-log-likelihood (Bernoulli units) or squared reconstruction error (Gaussian)."""
+        """Negative pseudo-log-likelihood (Bernoulli), reconstruction cross-entropy or squared error (Gaussian)."""
         rbm = self.module_.params()
-        if self.visible == "gaussian":
+        if self.visible != "bernoulli":
             reconstruction = rbm.visible_mean(rbm.hidden_probability(v))
+            if self.visible == "categorical":  # -log of the reconstructed probability of each feature's category
+                return -float((v * reconstruction.clamp_min(1e-12).log()).sum(-1).mean())
             return float(((v - reconstruction) ** 2).sum(-1).mean())
         generator = fixed_generator(device=v.device)  # the same flipped units every epoch
         return -float(_pseudo_likelihood(self.module_, v, generator).mean())
@@ -383,13 +409,14 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         if method is None:
             return 0.0, float("nan")
         rbm = self.module_.params()
-        smallest = self.n_components if self.visible == "gaussian" else min(self.n_components, X.shape[1])
+        # Only Bernoulli visible layers are enumerated; the others are summed out given the hidden units.
+        smallest = min(self.n_components, X.shape[1]) if self.visible == "bernoulli" else self.n_components
         if method == "auto":
             method = "exact" if smallest <= _EXACT_MAX_UNITS else "ais"
         if method == "exact":
             return partition.rbm_exact_log_partition(rbm), 0.0
         return partition.rbm_ais_log_partition(
-            rbm, X, n_betas=self.ais_steps, n_runs=self.ais_runs, generator=self._generator
+            rbm, self._as_rows(X), n_betas=self.ais_steps, n_runs=self.ais_runs, generator=self._generator
         )
 
     # ---------------------------------------------------- sklearn's names
@@ -413,7 +440,19 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
     def _validated(self, X):
         check_is_fitted(self, "module_")
         X = validate_data(self, X, accept_sparse=self._accept_sparse, dtype=np.float64, reset=False)
-        return self._as_tensor(X, torch.float64)
+        return self._as_rows(X, torch.float64)
+
+    def _as_rows(self, X, dtype=torch.float32):
+        if self.visible != "categorical":
+            return super()._as_rows(X, dtype)
+        X = X.toarray() if sp.issparse(X) else np.asarray(X)
+        return self._as_tensor(_one_hot(X, self.categories_), dtype)
+
+    def _as_user_rows(self, x):
+        if self.visible != "categorical":
+            return super()._as_user_rows(x)
+        codes = self.module_.groups.argmax(x.detach()).cpu().numpy()
+        return np.stack([values[column] for values, column in zip(self.categories_, codes.T, strict=True)], 1)
 
     def free_energy(self, X):
         """Free energy ``F(v) = -log sum_h exp(-E(v, h))`` of each row; the same as :meth:`energy`.
@@ -462,7 +501,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         with torch.no_grad():
             pool = RandomPool(self._generator, dtype=torch.float64)
             state, _ = gibbs_step(GibbsState(v), self._float64_energy().params(), pool)
-            return (state.position + 0.0).cpu().numpy()  # no -0.0
+            return self._as_user_rows(state.position + 0.0)  # no -0.0
 
     def pseudo_likelihood(self, X, random_state=None):
         """``BernoulliRBM``'s stochastic pseudo-log-likelihood, for comparison.
@@ -491,11 +530,11 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
     def _sample(self, n_samples, generator, callback=None):
         rbm, pool = self.module_.params(), RandomPool(generator)
         h = torch.zeros(n_samples, self.n_components, device=self.device_)  # chains start from p(v | h = 0)
-        v = sample_visible(rbm, h, pool)
-        if callback is not None:
-            callback(-1, v)
         snapshot = None if callback is None else (lambda step, state: callback(step, state.position))
         with torch.no_grad():
+            v = sample_visible(rbm, h, pool)
+            if callback is not None:
+                callback(-1, v)
             v, _ = run_chain(SAMPLERS["gibbs"], rbm, v, self.n_sample_steps, pool, snapshot)
         return v + 0.0  # no -0.0
 
@@ -530,6 +569,43 @@ def _pseudo_likelihood(module, v, generator):
     flipped = v.clone()
     flipped[rows, flip] = 1 - flipped[rows, flip]
     return v.shape[1] * torch.nn.functional.logsigmoid(module(flipped) - module(v))
+
+
+def _fit_categories(X):
+    """The sorted distinct values of each column, with a warning where a column looks continuous."""
+    categories = [np.unique(column) for column in np.asarray(X).T]
+    n_rows = X.shape[0]
+    many = [(j, len(values)) for j, values in enumerate(categories) if len(values) > max(20, n_rows // 2)]
+    if many:
+        j, count = many[0]
+        warnings.warn(
+            f"visible='categorical' makes a category of each distinct value, and feature {j} has {count} of them "
+            f"in {n_rows} rows: values not seen in fit will be refused. Bin continuous features first "
+            "(sklearn.preprocessing.KBinsDiscretizer), or use visible='gaussian' on standardized data.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+    return categories
+
+
+def _one_hot(X, categories):
+    """Rows of category values as one-hot float32 rows, the groups of the features side by side."""
+    sizes = [len(values) for values in categories]
+    offsets = np.cumsum([0, *sizes[:-1]])
+    codes = np.empty(X.shape, dtype=np.int64)
+    for j, values in enumerate(categories):
+        code = np.searchsorted(values, X[:, j]).clip(max=len(values) - 1)
+        unseen = values[code] != X[:, j]
+        if unseen.any():
+            raise ValueError(
+                f"Feature {j} holds {X[unseen.argmax(), j].item()!r}, a value not seen in fit (categories_[{j}] has "
+                f"{sizes[j]}): categorical units give unseen categories no probability. Map it to a known "
+                "category, or refit on data that has it."
+            )
+        codes[:, j] = code + offsets[j]
+    rows = np.zeros((X.shape[0], sum(sizes)), dtype=np.float32)
+    np.put_along_axis(rows, codes, 1.0, axis=1)
+    return rows
 
 
 def _warn_outside_unit_interval(estimator, X):

@@ -11,6 +11,7 @@ samplers use it when present (see :func:`skebm.samplers.energy_and_grad`):
 that is what makes Langevin chains on :class:`MLPEnergy` cheap.
 """
 
+import functools
 import itertools
 import math
 from typing import NamedTuple
@@ -25,6 +26,7 @@ __all__ = [
     "BoltzmannEnergy",
     "BoltzmannParams",
     "BoxedEnergy",
+    "CategoricalGroups",
     "ConvEnergy",
     "GaussianMixtureEnergy",
     "MLPEnergy",
@@ -416,11 +418,90 @@ class BoxedEnergy(nn.Module):
         return self.low + u * (self.high - self.low)
 
 
+class CategoricalGroups(NamedTuple):
+    """Visible units in one-hot groups: each group is one categorical feature.
+
+    The units of feature ``j`` are the ``sizes[j]`` consecutive columns after
+    those of the features before it; exactly one of them is on. Group-wise
+    operations pad the groups to the largest size, so that every group is
+    handled by the same few tensor operations, whatever the number of
+    features.
+
+    Parameters
+    ----------
+    sizes : tuple of int
+        Categories of each feature, in column order.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.energies import CategoricalGroups
+    >>> groups = CategoricalGroups((2, 3))
+    >>> groups.softmax(torch.zeros(1, 5)).tolist()
+    [[0.5, 0.5, 0.3333333432674408, 0.3333333432674408, 0.3333333432674408]]
+    """
+
+    sizes: tuple
+
+    @property
+    def n_units(self):
+        return sum(self.sizes)
+
+    def padded_index(self, device):
+        """``(n_groups, largest size)`` column of each group's units; padding points one past the last unit."""
+        return _padded_group_index(self.sizes, torch.device(device))
+
+    def _padded(self, x, fill):
+        """``x`` of shape ``(n, n_units)`` as ``(n, n_groups, largest size)``, the padding set to ``fill``."""
+        index = self.padded_index(x.device)
+        wide = torch.cat([x, x.new_full((x.shape[0], 1), fill)], 1)
+        return wide[:, index]
+
+    def softmax(self, x):
+        """Softmax over the units of each group."""
+        index = self.padded_index(x.device)
+        probabilities = self._padded(x, -math.inf).softmax(-1)
+        out = x.new_empty(x.shape[0], x.shape[1] + 1)
+        out[:, index] = probabilities  # the padding all lands in the spare last column
+        return out[:, :-1]
+
+    def logsumexp(self, x):
+        """``sum over groups of log sum over a group's units of exp(x)``, per row."""
+        return torch.logsumexp(self._padded(x, -math.inf), -1).sum(-1)
+
+    def sample(self, probabilities, uniform):
+        """One-hot draws from each group's probabilities, given one uniform number per row and group."""
+        index = self.padded_index(probabilities.device)
+        cumulative = self._padded(probabilities, 0.0).cumsum(-1)
+        sizes = torch.as_tensor(self.sizes, device=probabilities.device)
+        # The first unit whose cumulative probability reaches u; rounding can leave the last short of 1.
+        chosen = (cumulative < uniform.unsqueeze(-1)).sum(-1).clamp_(max=sizes - 1)
+        on = index.gather(1, chosen.T).T  # (n, n_groups) columns
+        return probabilities.new_zeros(probabilities.shape).scatter_(1, on, 1.0)
+
+    def argmax(self, v):
+        """The index of the largest unit of each group, as ``(n, n_groups)``."""
+        return self._padded(v, -math.inf).argmax(-1)
+
+
+@functools.lru_cache(maxsize=32)
+@torch.inference_mode(False)  # a plain tensor, even when first asked for in training: autograd may index with it
+def _padded_group_index(sizes, device):
+    largest, n_units = max(sizes), sum(sizes)
+    index = torch.full((len(sizes), largest), n_units, dtype=torch.long)
+    start = 0
+    for group, size in enumerate(sizes):
+        index[group, :size] = torch.arange(start, start + size)
+        start += size
+    return index.to(device)
+
+
 class RBMParams(NamedTuple):
     """The tensors of a restricted Boltzmann machine and the maths on them.
 
     The joint energy is ``E(v, h) = -b.v - c.h - h.W.v`` for Bernoulli visible
-    units and ``E(v, h) = |v - b|^2 / 2 - c.h - h.W.v`` for Gaussian ones (unit
+    units, and for categorical ones (one-hot groups, given by ``groups``), and
+    ``E(v, h) = |v - b|^2 / 2 - c.h - h.W.v`` for Gaussian ones (unit
     variance: standardize the data). A plain tuple rather than a module, so
     that annealed importance sampling can build the tempered RBMs it walks
     through without copying any module.
@@ -437,7 +518,8 @@ class RBMParams(NamedTuple):
     weight: torch.Tensor  # (n_hidden, n_visible)
     hidden_bias: torch.Tensor
     visible_bias: torch.Tensor
-    visible: str = "bernoulli"
+    visible: str = "bernoulli"  # or "categorical", or "gaussian"
+    groups: CategoricalGroups = None  # the one-hot groups of categorical units
 
     def hidden_logits(self, v):
         return torch.addmm(self.hidden_bias, v, self.weight.T)
@@ -447,15 +529,17 @@ class RBMParams(NamedTuple):
         return self.hidden_logits(v).sigmoid_()
 
     def visible_mean(self, h):
-        """``E[v | h]``: a probability for Bernoulli units, the Gaussian's mean otherwise."""
+        """``E[v | h]``: probabilities (of each unit, or of each category in its group), or the Gaussian's mean."""
         pre = torch.addmm(self.visible_bias, h, self.weight)
-        return pre.sigmoid_() if self.visible == "bernoulli" else pre
+        if self.visible == "bernoulli":
+            return pre.sigmoid_()
+        return self.groups.softmax(pre) if self.visible == "categorical" else pre
 
     def visible_term(self, v):
         """The part of the free energy that does not involve the hidden units."""
-        if self.visible == "bernoulli":
-            return -(v @ self.visible_bias)
-        return 0.5 * ((v - self.visible_bias) ** 2).sum(-1)
+        if self.visible == "gaussian":
+            return 0.5 * ((v - self.visible_bias) ** 2).sum(-1)
+        return -(v @ self.visible_bias)
 
     def free_energy(self, v):
         """``F(v) = -log sum_h exp(-E(v, h))``, so that ``p(v) = exp(-F(v)) / Z``."""
@@ -473,7 +557,12 @@ class RBMParams(NamedTuple):
         this RBM's (``beta=1``). Salakhutdinov & Murray (2008), section 3.
         """
         visible_bias = (1 - beta) * base_visible_bias + beta * self.visible_bias
-        return RBMParams(beta * self.weight, beta * self.hidden_bias, visible_bias, self.visible)
+        return self._replace(weight=beta * self.weight, hidden_bias=beta * self.hidden_bias, visible_bias=visible_bias)
+
+    def detached(self, dtype=None, device=None):
+        """The same RBM with its tensors detached (and moved), for computations outside training."""
+        tensors = (t.detach().to(device=device, dtype=dtype) for t in self[:3])
+        return self._replace(**dict(zip(("weight", "hidden_bias", "visible_bias"), tensors, strict=True)))
 
 
 class RBMEnergy(nn.Module):
@@ -482,10 +571,14 @@ class RBMEnergy(nn.Module):
     Parameters
     ----------
     n_visible, n_hidden : int
-    visible : {"bernoulli", "gaussian"}, default="bernoulli"
-        Binary visible units, or real-valued ones with unit variance.
+    visible : {"bernoulli", "categorical", "gaussian"}, default="bernoulli"
+        Binary visible units, one-hot groups of them (``groups``), or
+        real-valued ones with unit variance.
     generator : torch.Generator, default=None
         Draws the initial weights; ``None`` uses torch's global stream.
+    groups : tuple of int, default=None
+        For ``visible="categorical"``: the number of units of each group, in
+        column order, summing to ``n_visible``.
 
     Examples
     --------
@@ -496,7 +589,7 @@ class RBMEnergy(nn.Module):
     torch.Size([2])
     """
 
-    def __init__(self, n_visible, n_hidden, visible="bernoulli", generator=None):
+    def __init__(self, n_visible, n_hidden, visible="bernoulli", generator=None, groups=None):
         super().__init__()
         # Small random weights break the symmetry between hidden units (Hinton, 2010).
         device = None if generator is None else generator.device
@@ -504,10 +597,15 @@ class RBMEnergy(nn.Module):
         self.hidden_bias = nn.Parameter(torch.zeros(n_hidden))
         self.visible_bias = nn.Parameter(torch.zeros(n_visible))
         self.visible = visible
+        self.groups = None
+        if visible == "categorical":
+            self.groups = CategoricalGroups(tuple(int(size) for size in groups))
+            if self.groups.n_units != n_visible or min(self.groups.sizes) < 1:
+                raise ValueError(f"groups {self.groups.sizes} must be positive sizes that sum to n_visible={n_visible}")
 
     def params(self):
         """The parameters as an :class:`RBMParams`."""
-        return RBMParams(self.weight, self.hidden_bias, self.visible_bias, self.visible)
+        return RBMParams(self.weight, self.hidden_bias, self.visible_bias, self.visible, self.groups)
 
     def forward(self, v):
         return self.params().free_energy(v)

@@ -275,6 +275,8 @@ def _log_weights_of_hidden_states(rbm, h):
     a = torch.addmm(rbm.visible_bias, h, rbm.weight)  # b + W^T h
     if rbm.visible == "bernoulli":
         return h @ rbm.hidden_bias + F.softplus(a).sum(-1)
+    if rbm.visible == "categorical":  # one category of each group is on
+        return h @ rbm.hidden_bias + rbm.groups.logsumexp(a)
     b = rbm.visible_bias
     d = b.shape[0]
     return h @ rbm.hidden_bias + 0.5 * (a * a).sum(-1) - 0.5 * (b @ b) + 0.5 * d * math.log(2 * math.pi)
@@ -284,8 +286,9 @@ def rbm_exact_log_partition(rbm, max_units=24, chunk_size=65536):
     """Exact ``log Z`` of an RBM by enumerating the states of its smaller layer.
 
     With the hidden layer enumerated, each visible unit is summed out in closed
-    form (or, for Gaussian units, the visible vector integrated out); with the
-    visible layer enumerated (Bernoulli units only), ``log Z = logsumexp(-F(v))``.
+    form (a categorical group by its categories, and for Gaussian units the
+    visible vector integrated out); with the visible layer enumerated
+    (Bernoulli units only), ``log Z = logsumexp(-F(v))``.
     The cost is ``2^k`` rows for the enumerated layer of ``k`` units: 2^16
     states take well under a second.
 
@@ -310,9 +313,9 @@ def rbm_exact_log_partition(rbm, max_units=24, chunk_size=65536):
     >>> round(rbm_exact_log_partition(rbm) / math.log(2), 6)  # 2^(3 + 5) states, all of energy 0
     8.0
     """
-    rbm = type(rbm)(*(t.detach().double() for t in rbm[:3]), rbm.visible)
+    rbm = rbm.detached(torch.float64)
     n_hidden, n_visible = rbm.weight.shape
-    enumerate_hidden = rbm.visible == "gaussian" or n_hidden <= n_visible
+    enumerate_hidden = rbm.visible != "bernoulli" or n_hidden <= n_visible
     n_units = n_hidden if enumerate_hidden else n_visible
     if n_units > max_units:
         raise ValueError(f"Exact log Z would enumerate 2^{n_units} states (max_units={max_units}); use AIS instead.")
@@ -345,6 +348,8 @@ def base_rate_visible_bias(rbm, X):
     if rbm.visible == "bernoulli":
         mean = mean.clamp(1e-3, 1 - 1e-3)  # as if each unit had been seen on and off at least once
         return torch.log(mean) - torch.log1p(-mean)
+    if rbm.visible == "categorical":  # a group's softmax of log-frequencies gives back the frequencies
+        return torch.log(mean.clamp(min=1e-3))
     return mean
 
 
@@ -352,6 +357,8 @@ def _base_rate_log_partition(rbm, base_bias):
     n_hidden = rbm.weight.shape[0]
     if rbm.visible == "bernoulli":
         visible = float(F.softplus(base_bias).sum())
+    elif rbm.visible == "categorical":
+        visible = float(rbm.groups.logsumexp(base_bias[None]))
     else:
         visible = 0.5 * base_bias.shape[0] * math.log(2 * math.pi)
     return visible + n_hidden * math.log(2)
@@ -396,7 +403,7 @@ def rbm_ais_log_partition(rbm, X, n_betas=10000, n_runs=100, generator=None):
     True
     """
     generator = generator if generator is not None else fixed_generator(device=rbm.weight.device)
-    rbm = type(rbm)(*(t.detach() for t in rbm[:3]), rbm.visible)
+    rbm = rbm.detached()
     base_bias = base_rate_visible_bias(rbm, X)
     n_hidden = rbm.weight.shape[0]
     zeros = torch.zeros(n_runs, n_hidden, dtype=rbm.weight.dtype, device=rbm.weight.device)
@@ -418,10 +425,10 @@ def rbm_ais_log_partition(rbm, X, n_betas=10000, n_runs=100, generator=None):
 def _tempered_log_f(rbm, base_bias, v, logits, beta):
     """``-F_beta(v)`` of the tempered RBM, reusing the hidden logits ``W v + c`` of the target."""
     visible_bias = (1 - beta) * base_bias + beta * rbm.visible_bias
-    if rbm.visible == "bernoulli":
-        visible = v @ visible_bias
-    else:
+    if rbm.visible == "gaussian":
         visible = -0.5 * ((v - visible_bias) ** 2).sum(-1)
+    else:
+        visible = v @ visible_bias
     return visible + F.softplus(beta * logits).sum(-1)
 
 

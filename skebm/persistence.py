@@ -253,6 +253,10 @@ class _Writer:
         if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
             self.tensor(name, torch.from_numpy(np.ascontiguousarray(value)))
             return {"kind": "array", "dtype": value.dtype.str}
+        if isinstance(value, list) and value and all(_is_number_array(item) for item in value):
+            for index, item in enumerate(value):  # a categorical RBM's categories_, one array per feature
+                self.tensor(f"{name}.{index}", torch.from_numpy(np.ascontiguousarray(item)))
+            return {"kind": "arrays", "count": len(value), "dtypes": [item.dtype.str for item in value]}
         if isinstance(value, np.ndarray) and all(isinstance(item, str) for item in value.ravel()):
             return {"kind": "strings", "value": value.tolist()}
         if _is_plain(value):
@@ -292,6 +296,10 @@ class _Writer:
 
 
 _MIXTURE_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+
+
+def _is_number_array(value):
+    return isinstance(value, np.ndarray) and value.dtype.kind in "biuf"
 
 
 def _is_plain(value):
@@ -378,10 +386,12 @@ class _Reader:
         if kind == "tensors":
             return [self.tensors[f"{name}.{index}"] for index in range(int(entry["count"]))]
         if kind == "array":
-            dtype = np.dtype(entry["dtype"])
-            if dtype.kind not in "biuf":
-                raise ValueError(f"{name} must hold numbers, not {dtype}")
-            return self.tensors[name].numpy().astype(dtype, copy=False)
+            return self._array(name, self.tensors[name], entry["dtype"])
+        if kind == "arrays":
+            dtypes = entry["dtypes"]
+            if not isinstance(dtypes, list) or len(dtypes) != int(entry["count"]):
+                raise ValueError(f"{name} must give one dtype per array")
+            return [self._array(name, self.tensors[f"{name}.{index}"], dtype) for index, dtype in enumerate(dtypes)]
         if kind == "generator":
             generator = torch.Generator()
             generator.set_state(self.tensors[name])
@@ -395,6 +405,13 @@ class _Reader:
         if handler is None:
             raise ValueError(f"unknown entry kind {kind!r}")
         return handler(estimator, name, entry)
+
+    @staticmethod
+    def _array(name, tensor, dtype):
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "biuf":
+            raise ValueError(f"{name} must hold numbers, not {dtype}")
+        return tensor.numpy().astype(dtype, copy=False)
 
     def _prefixed(self, prefix):
         return {key[len(prefix) :]: tensor for key, tensor in self.tensors.items() if key.startswith(prefix)}

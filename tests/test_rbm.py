@@ -253,3 +253,96 @@ def test_the_neural_estimators_refuse_sparse_input_in_scikit_learns_words():
     X = scipy.sparse.csr_matrix(np.random.default_rng(0).normal(size=(40, 3)))
     with pytest.raises(TypeError, match="dense data is required"):
         NCEEBM(max_iter=1).fit(X)
+
+
+# ------------------------------------------------------------ categorical units
+def _coded_table(n, seed=0):
+    """Three categorical features: the second copies the first (codes 0, 10, 20) with probability 0.8."""
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, 3, n)
+    second = np.where(rng.random(n) < 0.8, first, rng.integers(0, 3, n))
+    return np.c_[first, 10 * second, rng.choice([-1.0, 5.0], n)].astype(float)
+
+
+# Entropy of _coded_table in nats: log 3 for the first and third features' log 2, and the second given the first.
+_COPY = 0.8 + 0.2 / 3
+_CODED_ENTROPY = math.log(3) + math.log(2) - (_COPY * math.log(_COPY) + (1 - _COPY) * math.log((1 - _COPY) / 2))
+
+
+@pytest.fixture(scope="module")
+def categorical_rbm():
+    return RBM(n_components=8, visible="categorical", max_iter=20, random_state=0).fit(_coded_table(3000))
+
+
+def test_categorical_units_give_a_normalized_model_of_the_codes(categorical_rbm):
+    rbm = categorical_rbm
+    assert [values.tolist() for values in rbm.categories_] == [[0, 1, 2], [0, 10, 20], [-1, 5]]
+    assert rbm.components_.shape == (8, 3 + 3 + 2)
+    every_row = np.array(list(itertools.product([0, 1, 2], [0, 10, 20], [-1, 5])), dtype=float)
+    assert np.exp(rbm.score_samples(every_row)).sum() == pytest.approx(1.0, abs=1e-9)  # exact log Z
+    # It learns the dependence: near the true entropy, far from independent features (2.89 nats).
+    held_out = _coded_table(3000, seed=1)
+    assert -rbm.score(held_out) < _CODED_ENTROPY + 0.05
+    assert -rbm.score(held_out) < math.log(3) + math.log(3) + math.log(2) - 0.4
+
+
+def test_categorical_samples_and_gibbs_steps_are_rows_of_known_categories(categorical_rbm):
+    rbm = categorical_rbm
+    samples = rbm.sample(2000, random_state=0)
+    assert samples.shape == (2000, 3)
+    for values, column in zip(rbm.categories_, samples.T, strict=True):
+        assert np.isin(column, values).all()
+    # The copy survives in the samples: 0.867 in the data, 1/3 between independent features.
+    copies = np.mean(samples[:, 0] * 10 == samples[:, 1])
+    assert copies > 0.8
+    np.testing.assert_array_equal(samples, rbm.sample(2000, random_state=0))
+    stepped = rbm.gibbs(_coded_table(5))
+    assert all(np.isin(column, values).all() for values, column in zip(rbm.categories_, stepped.T, strict=True))
+
+
+def test_categorical_draws_follow_the_softmax_of_each_group():
+    from skebm.energies import CategoricalGroups
+    from skebm.samplers import draw_visible
+
+    groups = CategoricalGroups((3, 2))
+    pre = torch.log(torch.tensor([[0.2, 0.5, 0.3, 0.9, 0.1]]))
+    rbm = RBMParams(torch.zeros(1, 5), torch.zeros(1), torch.zeros(5), "categorical", groups)
+    n = 20000
+    draws = draw_visible(rbm, pre.expand(n, 5).clone(), RandomPool(torch.Generator().manual_seed(0)))
+    assert torch.all(draws[:, :3].sum(1) == 1) and torch.all(draws[:, 3:].sum(1) == 1)
+    expected = torch.tensor([0.2, 0.5, 0.3, 0.9, 0.1])
+    standard_error = torch.sqrt(expected * (1 - expected) / n)
+    assert torch.all((draws.mean(0) - expected).abs() < 4 * standard_error)  # 4 standard errors: binomial
+
+
+def test_categorical_ais_agrees_with_exact_log_partition():
+    X = _coded_table(1000)
+    exact = RBM(n_components=12, visible="categorical", max_iter=5, random_state=0, log_partition="exact").fit(X)
+    rbm = exact.module_.params()
+    estimate, std = rbm_ais_log_partition(rbm, exact._as_rows(X), n_betas=3000, generator=torch.Generator())
+    assert abs(estimate - exact.log_partition_) < 3 * std + 1e-3
+
+
+def test_categorical_units_refuse_unseen_values_and_warn_on_continuous_columns(categorical_rbm):
+    with pytest.raises(ValueError, match=r"Feature 0 holds 7\.0, a value not seen in fit"):
+        categorical_rbm.score_samples(np.array([[7.0, 0.0, 5.0]]))
+    with pytest.raises(ValueError, match="visible='bernoulli'"):
+        categorical_rbm.pseudo_likelihood(_coded_table(5))
+    continuous = np.c_[np.random.default_rng(0).normal(size=200), np.zeros(200)]
+    with pytest.warns(UserWarning, match="feature 0 has 200 of them"):
+        RBM(n_components=2, visible="categorical", max_iter=1, random_state=0).fit(continuous)
+
+
+def test_categorical_rbm_survives_saving_and_parallel_tempering(categorical_rbm, tmp_path):
+    import skebm
+
+    path = tmp_path / "categorical.skebm"
+    skebm.save(categorical_rbm, path)
+    loaded = skebm.load(path)
+    X = _coded_table(50, seed=2)
+    np.testing.assert_array_equal(loaded.score_samples(X), categorical_rbm.score_samples(X))
+    np.testing.assert_array_equal(loaded.sample(5, random_state=1), categorical_rbm.sample(5, random_state=1))
+    tempered = RBM(n_components=8, visible="categorical", method="pt", max_iter=3, random_state=0)
+    tempered.fit(_coded_table(600))
+    assert 0 < tempered.history_[-1]["swap_rate"] <= 1
+    assert -tempered.score(X) < math.log(3) + math.log(3) + math.log(2)  # better than uniform codes

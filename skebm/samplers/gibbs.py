@@ -21,6 +21,7 @@ __all__ = [
     "GibbsState",
     "RandomPool",
     "bernoulli",
+    "draw_visible",
     "gibbs_step",
     "init_gibbs_state",
     "sample_hidden",
@@ -129,7 +130,7 @@ def sample_hidden(rbm, v, pool):
 
 
 def sample_visible(rbm, h, pool):
-    """``v ~ p(v | h)``: Bernoulli draws, or the Gaussian mean plus unit noise.
+    """``v ~ p(v | h)``: Bernoulli or categorical draws, or the Gaussian mean plus unit noise.
 
     Parameters
     ----------
@@ -141,10 +142,31 @@ def sample_visible(rbm, h, pool):
     -------
     v : torch.Tensor of shape (n_chains, n_visible)
     """
-    mean = rbm.visible_mean(h)
+    return draw_visible(rbm, torch.addmm(rbm.visible_bias, h, rbm.weight), pool)
+
+
+def draw_visible(rbm, pre, pool):
+    """``v`` given the visible units' inputs ``pre = b + W^T h`` (overwritten): the draw of each unit type.
+
+    Bernoulli units switch on with probability ``sigmoid(pre)``; a categorical
+    group turns on one unit, drawn from the softmax of its inputs; Gaussian
+    units are ``pre`` plus unit noise.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm.energies import CategoricalGroups, RBMParams
+    >>> from skebm.samplers import RandomPool, draw_visible
+    >>> rbm = RBMParams(torch.zeros(1, 5), torch.zeros(1), torch.zeros(5), "categorical", CategoricalGroups((2, 3)))
+    >>> v = draw_visible(rbm, torch.tensor([[0.0, 50.0, 50.0, 0.0, 0.0]]), RandomPool(torch.Generator()))
+    >>> v.tolist()  # one unit on in each group: the second of two, the first of three
+    [[0.0, 1.0, 1.0, 0.0, 0.0]]
+    """
     if rbm.visible == "bernoulli":
-        return bernoulli(mean, pool)
-    return mean.add_(pool.normal(*mean.shape))
+        return bernoulli(pre.sigmoid_(), pool)
+    if rbm.visible == "categorical":
+        return rbm.groups.sample(rbm.groups.softmax(pre), pool.uniform(pre.shape[0], len(rbm.groups.sizes)))
+    return pre.add_(pool.normal(*pre.shape))
 
 
 def init_gibbs_state(rbm, v):

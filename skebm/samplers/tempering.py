@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .gibbs import bernoulli
+from .gibbs import bernoulli, draw_visible
 
 __all__ = ["TemperingInfo", "TemperingState", "parallel_tempering_step"]
 
@@ -87,17 +87,15 @@ def _tempered_gibbs_step(v, rbm, pool, betas, visible_bias):
     h = bernoulli(hidden_probability.view(n_temperatures * n_chains, -1), pool).view(hidden_probability.shape)
     pre = beta * (h @ rbm.weight) + visible_bias
     flat = pre.view(n_temperatures * n_chains, n_visible)
-    if rbm.visible == "bernoulli":
-        return bernoulli(flat.sigmoid_(), pool).view(v.shape)
-    return flat.add_(pool.normal(*flat.shape)).view(v.shape)
+    return draw_visible(rbm, flat, pool).view(v.shape)
 
 
 def _log_f(v, logits, rbm, betas, visible_bias):
     """``-F_beta(v)`` of each replica's states at the temperatures ``betas``, from ``logits = W v + c``."""
-    if rbm.visible == "bernoulli":
-        visible = (v * visible_bias).sum(-1)
-    else:
+    if rbm.visible == "gaussian":
         visible = -0.5 * ((v - visible_bias) ** 2).sum(-1)
+    else:
+        visible = (v * visible_bias).sum(-1)
     return visible + F.softplus(betas.view(-1, 1, 1) * logits).sum(-1)
 
 
