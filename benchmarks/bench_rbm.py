@@ -16,7 +16,9 @@ Digits binarized at 0.5 (80/20 split, random_state 0):
 (e) with ``--tempering``: on the same MNIST split, parallel tempering
     (``method="pt"``, ``--pt-epochs`` epochs) against PCD given the same wall
     time (as many more epochs as that buys, measured by a probe fit), AIS
-    test log-likelihoods, medians over ``--repeats`` seeds with the range;
+    test log-likelihoods, medians over ``--repeats`` seeds with the range and
+    each seed's figure, at each of ``--tempering-rates`` (the same learning
+    rate for both);
 (f) with ``--beyond``: on the binarized digits, ``BoltzmannMachine(n_components=16)``
     against ``RBM(n_components=16)``, and ``DBN(hidden_layer_sizes=(256, 64))``
     (its variational lower bound) against ``RBM(n_components=64)`` and
@@ -146,38 +148,41 @@ def binarized_mnist():
     return train_test_split((X / 255 > 0.5).astype(float), test_size=0.2, random_state=0)
 
 
-def tempering(pt_epochs, repeats):
+def tempering(pt_epochs, repeats, learning_rates):
     X_train, X_test = binarized_mnist()
     common = dict(n_components=500, max_updates=None, log_partition=None)
 
-    def runs(epochs, method):
-        """One fit per seed: (wall, CPU, AIS test log-likelihood, last epoch's swap rate)."""
+    def runs(epochs, method, rate):
+        """One fit per seed: (wall, CPU, AIS test log-likelihood, last epoch's swap rate, AIS std)."""
         results = []
         for seed in range(repeats):
-            fit = lambda seed=seed: RBM(max_iter=epochs, method=method, random_state=seed, **common).fit(X_train)  # noqa: E731
-            wall, cpu, model = timed(fit)
+            model = RBM(max_iter=epochs, method=method, learning_rate=rate, random_state=seed, **common)
+            wall, cpu, model = timed(lambda model=model: model.fit(X_train))
             ll, std = log_likelihood_of(model, X_train, X_test)
             results.append((wall, cpu, ll, model.history_[-1].get("swap_rate"), std))
         return results
 
-    pt = runs(pt_epochs, "pt")
-    probe = RBM(max_iter=5, random_state=0, **common).fit(X_train)
-    pcd_epoch_wall = statistics.median(record["wall_time"] for record in probe.history_)
-    pcd_epochs = max(1, round(statistics.median(r[0] for r in pt) / pcd_epoch_wall))  # PCD epochs in PT's time
     print(f"\n(e) MNIST, 500 hidden units: parallel tempering against PCD at equal wall time, seeds 0-{repeats - 1}")
-    header = f"{'method':<24} {'epochs':>7} {'wall s':>8} {'CPU s':>8} {'test LL':>9} {'range':>18} {'AIS 3 se':>9}"
-    print(header + f" {'swap rate':>10}")
-    for name, epochs, results in [
-        ("PT, 10 temperatures", pt_epochs, pt),
-        ("PCD-1", pcd_epochs, runs(pcd_epochs, "pcd")),
-    ]:
-        lls = sorted(r[2] for r in results)
-        swap = "" if results[0][3] is None else f"{results[0][3]:.2f}"
-        print(
-            f"{name:<24} {epochs:>7} {statistics.median(r[0] for r in results):>8.1f} "
-            f"{statistics.median(r[1] for r in results):>8.1f} {statistics.median(lls):>9.2f} "
-            f"{f'{lls[0]:.2f} to {lls[-1]:.2f}':>18} {3 * max(r[4] for r in results):>9.2f} {swap:>10}"
-        )
+    header = f"{'method':<24} {'rate':>6} {'epochs':>7} {'wall s':>8} {'CPU s':>8} {'test LL':>9} {'range':>18}"
+    print(header + f" {'AIS 3 se':>9} {'swap rate':>10}  test LL by seed")
+    for rate in learning_rates:
+        pt = runs(pt_epochs, "pt", rate)
+        probe = RBM(max_iter=5, random_state=0, **common).fit(X_train)
+        pcd_epoch_wall = statistics.median(record["wall_time"] for record in probe.history_)
+        pcd_epochs = max(1, round(statistics.median(r[0] for r in pt) / pcd_epoch_wall))  # PCD epochs in PT's time
+        for name, epochs, results in [
+            ("PT, 10 temperatures", pt_epochs, pt),
+            ("PCD-1", pcd_epochs, runs(pcd_epochs, "pcd", rate)),
+        ]:
+            lls = [r[2] for r in results]
+            swap = "" if results[0][3] is None else f"{results[0][3]:.2f}"
+            print(
+                f"{name:<24} {rate:>6g} {epochs:>7} {statistics.median(r[0] for r in results):>8.1f} "
+                f"{statistics.median(r[1] for r in results):>8.1f} {statistics.median(lls):>9.2f} "
+                f"{f'{min(lls):.2f} to {max(lls):.2f}':>18} {3 * max(r[4] for r in results):>9.2f} {swap:>10}  "
+                + " ".join(f"{ll:.2f}" for ll in lls),
+                flush=True,
+            )
 
 
 def beyond_the_rbm(X_train, X_test, repeats):
@@ -206,6 +211,9 @@ def main():
     parser.add_argument("--mnist-epochs", type=int, default=50)
     parser.add_argument("--tempering", action="store_true", help="also run (e), about ten minutes")
     parser.add_argument("--pt-epochs", type=int, default=10)
+    parser.add_argument(
+        "--tempering-rates", type=float, nargs="+", default=[0.1], help="learning rates of (e), both methods alike"
+    )
     parser.add_argument("--beyond", action="store_true", help="also run (f), about two minutes")
     parser.add_argument("--only-extras", action="store_true", help="skip (a) to (c)")
     args = parser.parse_args()
@@ -221,7 +229,7 @@ def main():
     if args.mnist:
         mnist(args.mnist_epochs)
     if args.tempering:
-        tempering(args.pt_epochs, args.repeats)
+        tempering(args.pt_epochs, args.repeats, args.tempering_rates)
     if args.beyond:
         beyond_the_rbm(X_train, X_test, args.repeats)
 
