@@ -286,19 +286,20 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
                 for parameter, value in zip(self.module_.parameters(), start[:3], strict=True):
                     parameter.copy_(value)
         self.velocity_ = [torch.zeros_like(p) for p in self.module_.parameters()]
-        self._initialize_chains(self._as_rows(X))
+        self._initialize_chains(X)
 
     def _initialize_chains(self, X):
-        """Hook: the persistent chains' first states, from the training rows (a tensor, as the energy reads them)."""
+        """Hook: the persistent chains' first states."""
         # The chains' hidden states, as BernoulliRBM's h_samples_: all off at first.
         self.persistent_hidden_ = torch.zeros(self.batch_size, self.n_components, device=self.device_)
         if self.method == "pt":
-            self._initialize_tempering(X)
+            self._initialize_tempering(self._as_rows(X))
 
-    def _initialize_tempering(self, X):
+    def _initialize_tempering(self, rows):
+        """The replicas' first states and base rates, from rows as the energy reads them (a tensor)."""
         rbm = self.module_.params()
         self.temperatures_ = torch.linspace(1.0, 0.0, self.n_temperatures, device=self.device_)
-        self.base_visible_bias_ = partition.base_rate_visible_bias(rbm, X)
+        self.base_visible_bias_ = partition.base_rate_visible_bias(rbm, rows)
         # Every replica starts from the hottest one's distribution, independent units at the base rates.
         base = rbm.tempered(0.0, self.base_visible_bias_)
         hidden = torch.zeros(self.n_temperatures * self.batch_size, self.n_components, device=self.device_)
@@ -415,8 +416,10 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
             method = "exact" if smallest <= _EXACT_MAX_UNITS else "ais"
         if method == "exact":
             return partition.rbm_exact_log_partition(rbm), 0.0
+        # The base rates of AIS are the means of the units: of the one-hot codes for categorical ones.
+        rows = self._as_rows(X) if self.visible == "categorical" else X
         return partition.rbm_ais_log_partition(
-            rbm, self._as_rows(X), n_betas=self.ais_steps, n_runs=self.ais_runs, generator=self._generator
+            rbm, rows, n_betas=self.ais_steps, n_runs=self.ais_runs, generator=self._generator
         )
 
     # ---------------------------------------------------- sklearn's names
