@@ -285,6 +285,14 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
             with torch.no_grad():
                 for parameter, value in zip(self.module_.parameters(), start[:3], strict=True):
                     parameter.copy_(value)
+        elif self.visible == "categorical":
+            # The visible biases start at the log-frequencies of the categories (Hinton, 2010, section 8):
+            # the hidden units then learn how the features depend on each other, not their marginals,
+            # which with many categories took them most of a default fit.
+            with torch.no_grad():
+                self.module_.visible_bias.copy_(
+                    partition.base_rate_visible_bias(self.module_.params(), self._as_rows(X))
+                )
         self.velocity_ = [torch.zeros_like(p) for p in self.module_.parameters()]
         self._initialize_chains(X)
 
