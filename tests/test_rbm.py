@@ -346,3 +346,11 @@ def test_categorical_rbm_survives_saving_and_parallel_tempering(categorical_rbm,
     tempered.fit(_coded_table(600))
     assert 0 < tempered.history_[-1]["swap_rate"] <= 1
     assert -tempered.score(X) < math.log(3) + math.log(3) + math.log(2)  # better than uniform codes
+
+
+def test_categorical_visible_biases_start_at_the_frequencies_of_the_categories():
+    X = _coded_table(400)
+    rbm = RBM(n_components=2, visible="categorical", max_iter=1, learning_rate=1e-12, random_state=0).fit(X)
+    probabilities = rbm.module_.groups.softmax(rbm.module_.visible_bias.detach()[None])[0].numpy()
+    frequencies = rbm._as_rows(X).mean(0).numpy()
+    np.testing.assert_allclose(probabilities, frequencies, atol=1e-5)
