@@ -473,7 +473,7 @@ class CategoricalGroups(NamedTuple):
         """One-hot draws from each group's probabilities, given one uniform number per row and group."""
         index = self.padded_index(probabilities.device)
         cumulative = self._padded(probabilities, 0.0).cumsum(-1)
-        sizes = torch.as_tensor(self.sizes, device=probabilities.device)
+        sizes = _group_sizes(self.sizes, probabilities.device)
         # The first unit whose cumulative probability reaches u; rounding can leave the last short of 1.
         chosen = (cumulative < uniform.unsqueeze(-1)).sum(-1).clamp_(max=sizes - 1)
         on = index.gather(1, chosen.T).T  # (n, n_groups) columns
@@ -482,6 +482,12 @@ class CategoricalGroups(NamedTuple):
     def argmax(self, v):
         """The index of the largest unit of each group, as ``(n, n_groups)``."""
         return self._padded(v, -math.inf).argmax(-1)
+
+
+@functools.lru_cache(maxsize=32)
+@torch.inference_mode(False)
+def _group_sizes(sizes, device):
+    return torch.as_tensor(sizes, device=device)
 
 
 @functools.lru_cache(maxsize=32)

@@ -250,7 +250,7 @@ class _Writer:
             for index, item in enumerate(value):
                 self.tensor(f"{name}.{index}", item)
             return {"kind": "tensors", "count": len(value)}
-        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        if _is_number_array(value):
             self.tensor(name, torch.from_numpy(np.ascontiguousarray(value)))
             return {"kind": "array", "dtype": value.dtype.str}
         if isinstance(value, list) and value and all(_is_number_array(item) for item in value):
