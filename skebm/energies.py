@@ -449,7 +449,7 @@ class CategoricalGroups(NamedTuple):
 
     def padded_index(self, device):
         """``(n_groups, largest size)`` column of each group's units; padding points one past the last unit."""
-        return _padded_group_index(self.sizes, torch.device(device))
+        return _group_layout(self.sizes, torch.device(device))[0]
 
     def _padded(self, x, fill):
         """``x`` of shape ``(n, n_units)`` as ``(n, n_groups, largest size)``, the padding set to ``fill``."""
@@ -469,15 +469,15 @@ class CategoricalGroups(NamedTuple):
         """``sum over groups of log sum over a group's units of exp(x)``, per row."""
         return torch.logsumexp(self._padded(x, -math.inf), -1).sum(-1)
 
-    def sample(self, probabilities, uniform):
-        """One-hot draws from each group's probabilities, given one uniform number per row and group."""
-        index = self.padded_index(probabilities.device)
-        cumulative = self._padded(probabilities, 0.0).cumsum(-1)
-        sizes = _group_sizes(self.sizes, probabilities.device)
+    def sample(self, logits, uniform):
+        """One-hot draws from each group's softmax of ``logits``, given one uniform number per row and group."""
+        index, sizes = _group_layout(self.sizes, logits.device)
+        # Softmax and cumulative sums in the padded layout, without going back to the flat one between.
+        cumulative = self._padded(logits, -math.inf).softmax(-1).cumsum(-1)
         # The first unit whose cumulative probability reaches u; rounding can leave the last short of 1.
         chosen = (cumulative < uniform.unsqueeze(-1)).sum(-1).clamp_(max=sizes - 1)
         on = index.gather(1, chosen.T).T  # (n, n_groups) columns
-        return probabilities.new_zeros(probabilities.shape).scatter_(1, on, 1.0)
+        return logits.new_zeros(logits.shape).scatter_(1, on, 1.0)
 
     def argmax(self, v):
         """The index of the largest unit of each group, as ``(n, n_groups)``."""
@@ -485,21 +485,16 @@ class CategoricalGroups(NamedTuple):
 
 
 @functools.lru_cache(maxsize=32)
-@torch.inference_mode(False)
-def _group_sizes(sizes, device):
-    return torch.as_tensor(sizes, device=device)
-
-
-@functools.lru_cache(maxsize=32)
-@torch.inference_mode(False)  # a plain tensor, even when first asked for in training: autograd may index with it
-def _padded_group_index(sizes, device):
+@torch.inference_mode(False)  # plain tensors, even when first asked for in training: autograd may index with them
+def _group_layout(sizes, device):
+    """The padded index of :meth:`CategoricalGroups.padded_index` and the sizes, as tensors on ``device``."""
     largest, n_units = max(sizes), sum(sizes)
     index = torch.full((len(sizes), largest), n_units, dtype=torch.long)
     start = 0
     for group, size in enumerate(sizes):
         index[group, :size] = torch.arange(start, start + size)
         start += size
-    return index.to(device)
+    return index.to(device), torch.as_tensor(sizes, device=device)
 
 
 class RBMParams(NamedTuple):

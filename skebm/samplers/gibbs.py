@@ -165,7 +165,7 @@ def draw_visible(rbm, pre, pool):
     if rbm.visible == "bernoulli":
         return bernoulli(pre.sigmoid_(), pool)
     if rbm.visible == "categorical":
-        return rbm.groups.sample(rbm.groups.softmax(pre), pool.uniform(pre.shape[0], len(rbm.groups.sizes)))
+        return rbm.groups.sample(pre, pool.uniform(pre.shape[0], len(rbm.groups.sizes)))
     return pre.add_(pool.normal(*pre.shape))
 
 
