@@ -425,9 +425,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEBM):
         if method == "exact":
             return partition.rbm_exact_log_partition(rbm), 0.0
         # The base rates of AIS are the means of the units: of the one-hot codes for categorical ones.
-        rows = self._as_rows(X) if self.visible == "categorical" else X
         return partition.rbm_ais_log_partition(
-            rbm, rows, n_betas=self.ais_steps, n_runs=self.ais_runs, generator=self._generator
+            rbm, self._as_rows(X), n_betas=self.ais_steps, n_runs=self.ais_runs, generator=self._generator
         )
 
     # ---------------------------------------------------- sklearn's names

@@ -483,6 +483,21 @@ class CategoricalGroups(NamedTuple):
         """The index of the largest unit of each group, as ``(n, n_groups)``."""
         return self._padded(v, -math.inf).argmax(-1)
 
+    # The visible-unit interface shared with _BernoulliUnits and _GaussianUnits (see RBMParams.units).
+    enumerable = False
+
+    def energy(self, v, bias):
+        return -torch.linalg.vecdot(v, bias)
+
+    def mean(self, pre):
+        return self.softmax(pre)
+
+    def log_sum_out(self, pre, bias):
+        return self.logsumexp(pre)  # one category of each group is on
+
+    def bias_for_mean(self, mean):
+        return torch.log(mean.clamp(min=1e-3))  # a group's softmax of log-frequencies gives back the frequencies
+
 
 @functools.lru_cache(maxsize=32)
 @torch.inference_mode(False)  # plain tensors, even when first asked for in training: autograd may index with them
@@ -495,6 +510,58 @@ def _group_layout(sizes, device):
         index[group, :size] = torch.arange(start, start + size)
         start += size
     return index.to(device), torch.as_tensor(sizes, device=device)
+
+
+class _BernoulliUnits:
+    """Binary visible units, ``E_v(v) = -b.v``: the pieces of an RBM's maths that depend on the unit type.
+
+    The same interface as :class:`CategoricalGroups` and :class:`_GaussianUnits`, so
+    that free energies, Gibbs steps, exact and AIS log Z and tempering are each
+    written once, for every unit type. ``bias`` may be broadcast against ``v``
+    (tempering stacks one bias per temperature).
+    """
+
+    enumerable = True  # the visible states can be enumerated for exact log Z
+
+    def energy(self, v, bias):
+        """The visible units' own energy, the part of ``E(v, h)`` that does not involve ``h``."""
+        return -torch.linalg.vecdot(v, bias)
+
+    def mean(self, pre):
+        """``E[v | h]`` from the inputs ``pre = b + W^T h`` (overwritten)."""
+        return pre.sigmoid_()
+
+    def log_sum_out(self, pre, bias):
+        """``log sum_v exp(-energy(v, bias) + v.(pre - bias))``: the visible layer summed out given ``h``."""
+        return F.softplus(pre).sum(-1)
+
+    def bias_for_mean(self, mean):
+        """The biases of independent units with these means: AIS's base-rate model."""
+        mean = mean.clamp(1e-3, 1 - 1e-3)  # as if each unit had been seen on and off at least once
+        return torch.log(mean) - torch.log1p(-mean)
+
+
+class _GaussianUnits:
+    """Real-valued visible units of unit variance, ``E_v(v) = |v - b|^2 / 2`` (see :class:`_BernoulliUnits`)."""
+
+    enumerable = False
+
+    def energy(self, v, bias):
+        return 0.5 * ((v - bias) ** 2).sum(-1)
+
+    def mean(self, pre):
+        return pre
+
+    def log_sum_out(self, pre, bias):
+        # The Gaussian integral of exp(-|v - b|^2 / 2 + v.W^T h), with pre = b + W^T h.
+        n_visible = pre.shape[-1]
+        return 0.5 * (pre * pre).sum(-1) - 0.5 * (bias * bias).sum(-1) + 0.5 * n_visible * math.log(2 * math.pi)
+
+    def bias_for_mean(self, mean):
+        return mean
+
+
+_UNITS = {"bernoulli": _BernoulliUnits(), "gaussian": _GaussianUnits()}
 
 
 class RBMParams(NamedTuple):
@@ -529,18 +596,18 @@ class RBMParams(NamedTuple):
         """``P(h_j = 1 | v)``."""
         return self.hidden_logits(v).sigmoid_()
 
+    @property
+    def units(self):
+        """The visible unit type's maths: energy, mean, summing out, base rates."""
+        return self.groups if self.visible == "categorical" else _UNITS[self.visible]
+
     def visible_mean(self, h):
         """``E[v | h]``: probabilities (of each unit, or of each category in its group), or the Gaussian's mean."""
-        pre = torch.addmm(self.visible_bias, h, self.weight)
-        if self.visible == "bernoulli":
-            return pre.sigmoid_()
-        return self.groups.softmax(pre) if self.visible == "categorical" else pre
+        return self.units.mean(torch.addmm(self.visible_bias, h, self.weight))
 
     def visible_term(self, v):
         """The part of the free energy that does not involve the hidden units."""
-        if self.visible == "gaussian":
-            return 0.5 * ((v - self.visible_bias) ** 2).sum(-1)
-        return -(v @ self.visible_bias)
+        return self.units.energy(v, self.visible_bias)
 
     def free_energy(self, v):
         """``F(v) = -log sum_h exp(-E(v, h))``, so that ``p(v) = exp(-F(v)) / Z``."""
@@ -636,6 +703,7 @@ class BoltzmannParams(NamedTuple):
     coupling: torch.Tensor  # (n_visible, n_visible), symmetric, zero diagonal
 
     visible = "bernoulli"
+    units = _UNITS["bernoulli"]
 
     def hidden_logits(self, v):
         return torch.addmm(self.hidden_bias, v, self.weight.T)

@@ -273,13 +273,7 @@ def _binary_states(n_units, start, stop, dtype, device):
 def _log_weights_of_hidden_states(rbm, h):
     """``log sum_v exp(-E(v, h))`` for each hidden state: the visible layer summed out."""
     a = torch.addmm(rbm.visible_bias, h, rbm.weight)  # b + W^T h
-    if rbm.visible == "bernoulli":
-        return h @ rbm.hidden_bias + F.softplus(a).sum(-1)
-    if rbm.visible == "categorical":  # one category of each group is on
-        return h @ rbm.hidden_bias + rbm.groups.logsumexp(a)
-    b = rbm.visible_bias
-    d = b.shape[0]
-    return h @ rbm.hidden_bias + 0.5 * (a * a).sum(-1) - 0.5 * (b @ b) + 0.5 * d * math.log(2 * math.pi)
+    return h @ rbm.hidden_bias + rbm.units.log_sum_out(a, rbm.visible_bias)
 
 
 def rbm_exact_log_partition(rbm, max_units=24, chunk_size=65536):
@@ -315,7 +309,7 @@ def rbm_exact_log_partition(rbm, max_units=24, chunk_size=65536):
     """
     rbm = rbm.detached(torch.float64)
     n_hidden, n_visible = rbm.weight.shape
-    enumerate_hidden = rbm.visible != "bernoulli" or n_hidden <= n_visible
+    enumerate_hidden = not rbm.units.enumerable or n_hidden <= n_visible
     n_units = n_hidden if enumerate_hidden else n_visible
     if n_units > max_units:
         raise ValueError(f"Exact log Z would enumerate 2^{n_units} states (max_units={max_units}); use AIS instead.")
@@ -345,23 +339,13 @@ def base_rate_visible_bias(rbm, X):
     """Visible biases of the independent model that matches the data's means."""
     mean = X.mean(0) if isinstance(X, torch.Tensor) else np.asarray(X).mean(0)
     mean = torch.as_tensor(mean, dtype=rbm.weight.dtype, device=rbm.weight.device)
-    if rbm.visible == "bernoulli":
-        mean = mean.clamp(1e-3, 1 - 1e-3)  # as if each unit had been seen on and off at least once
-        return torch.log(mean) - torch.log1p(-mean)
-    if rbm.visible == "categorical":  # a group's softmax of log-frequencies gives back the frequencies
-        return torch.log(mean.clamp(min=1e-3))
-    return mean
+    return rbm.units.bias_for_mean(mean)
 
 
 def _base_rate_log_partition(rbm, base_bias):
-    n_hidden = rbm.weight.shape[0]
-    if rbm.visible == "bernoulli":
-        visible = float(F.softplus(base_bias).sum())
-    elif rbm.visible == "categorical":
-        visible = float(rbm.groups.logsumexp(base_bias[None]))
-    else:
-        visible = 0.5 * base_bias.shape[0] * math.log(2 * math.pi)
-    return visible + n_hidden * math.log(2)
+    """``log Z`` of independent visible units at ``base_bias`` and free hidden units (no weights)."""
+    visible = float(rbm.units.log_sum_out(base_bias[None], base_bias[None])[0])
+    return visible + rbm.weight.shape[0] * math.log(2)
 
 
 @torch.no_grad()
@@ -425,11 +409,7 @@ def rbm_ais_log_partition(rbm, X, n_betas=10000, n_runs=100, generator=None):
 def _tempered_log_f(rbm, base_bias, v, logits, beta):
     """``-F_beta(v)`` of the tempered RBM, reusing the hidden logits ``W v + c`` of the target."""
     visible_bias = (1 - beta) * base_bias + beta * rbm.visible_bias
-    if rbm.visible == "gaussian":
-        visible = -0.5 * ((v - visible_bias) ** 2).sum(-1)
-    else:
-        visible = v @ visible_bias
-    return visible + F.softplus(beta * logits).sum(-1)
+    return -rbm.units.energy(v, visible_bias) + F.softplus(beta * logits).sum(-1)
 
 
 def boltzmann_exact_log_partition(bm, max_units=24, chunk_size=65536):

@@ -92,11 +92,7 @@ def _tempered_gibbs_step(v, rbm, pool, betas, visible_bias):
 
 def _log_f(v, logits, rbm, betas, visible_bias):
     """``-F_beta(v)`` of each replica's states at the temperatures ``betas``, from ``logits = W v + c``."""
-    if rbm.visible == "gaussian":
-        visible = -0.5 * ((v - visible_bias) ** 2).sum(-1)
-    else:
-        visible = (v * visible_bias).sum(-1)
-    return visible + F.softplus(betas.view(-1, 1, 1) * logits).sum(-1)
+    return -rbm.units.energy(v, visible_bias) + F.softplus(betas.view(-1, 1, 1) * logits).sum(-1)
 
 
 def _swap_neighbours(v, rbm, pool, betas, visible_bias):
