@@ -1,0 +1,71 @@
+"""The normalizing-flow noise of NCEEBM(noise="flow")."""
+
+import numpy as np
+import pytest
+
+import skebm
+from skebm import NCEEBM
+from skebm._flow import FlowDensity, FlowEnergy
+from skebm.datasets import make_moons
+
+pytest.importorskip("zuko", reason="the flow noise needs the optional zuko package")
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return make_moons(400, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def flow(moons):
+    return FlowDensity(max_updates=60, random_state=0).fit(moons)
+
+
+def test_flow_density_is_normalized(flow):
+    # A grid 8 standard deviations wide each way holds all but ~1e-15 of the Gaussian base's mass; the
+    # midpoint rule on a 300 x 300 grid over a smooth density is accurate far beyond the tolerance.
+    axis = np.linspace(-8, 8, 300)
+    grid = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2) * flow.scale_ + flow.mean_
+    cell = np.prod((axis[1] - axis[0]) * flow.scale_)
+    mass = np.exp(flow.score_samples(grid)).sum() * cell
+    assert abs(np.log(mass)) < 0.02
+
+
+def test_flow_learns_the_data(moons, flow):
+    untrained = FlowDensity(max_updates=1, random_state=0).fit(moons)
+    test = make_moons(400, random_state=1)
+    assert flow.score(test) > untrained.score(test) + 0.2
+
+
+def test_flow_is_reproducible(moons, flow):
+    again = FlowDensity(max_updates=60, random_state=0).fit(moons)
+    np.testing.assert_array_equal(again.score_samples(moons[:20]), flow.score_samples(moons[:20]))
+    np.testing.assert_array_equal(flow.sample(5, random_state=3), flow.sample(5, random_state=3))
+
+
+def test_flow_rejects_bad_input(moons, flow):
+    with pytest.raises(ValueError, match="NaN"):
+        FlowDensity(max_updates=2).fit(np.full((10, 2), np.nan))
+    with pytest.raises(ValueError, match="features"):
+        flow.score_samples(np.zeros((3, 5)))
+
+
+def test_flow_energy_is_minus_the_log_density(moons, flow):
+    import torch
+
+    energy = FlowEnergy(flow)(torch.as_tensor(moons[:10], dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(-energy, flow.score_samples(moons[:10]), rtol=1e-5, atol=1e-5)
+
+
+def test_nce_with_flow_noise_starts_from_the_flow_and_keeps_log_z(moons, tmp_path):
+    # noise="flow" is this with the default budget of updates.
+    noise = FlowDensity(max_updates=30, random_state=0)
+    model = NCEEBM(noise=noise, hidden_layer_sizes=(16,), max_iter=3, random_state=0).fit(moons)
+    assert isinstance(model.noise_.base, FlowDensity)
+    assert isinstance(model.module_.network.base, FlowEnergy)  # residual: the network corrects the flow
+    scores = model.score_samples(moons)
+    assert np.all(np.isfinite(scores))
+    # The energy starts as the flow's (normalized): the learned log Z stays near 0 in a short fit.
+    assert abs(model.log_partition_) < 0.5
+    with pytest.raises(TypeError, match="safe format"):
+        skebm.save(model, tmp_path / "model.skebm")
