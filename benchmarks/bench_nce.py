@@ -7,11 +7,14 @@ On eight Gaussians and rings (5,000 training and 5,000 test points):
     with the learned log Z against the log Z of the learned energy by
     quadrature (self-normalization);
 (b) the effect of noise_ratio (1, 4, 16) and of the noise family (Gaussian,
-    uniform, GMM, GMM without the residual energy) on NLL and fit time.
+    uniform, GMM, GMM without the residual energy) on NLL and fit time;
+(c) with ``--flow``: NCEEBM(noise="flow") against the default mixture noise and
+    the flow alone, on rings, spirals, checkerboard and eight Gaussians, over
+    ``--seeds`` (needs zuko: ``pip install 'skebm[flow]'``).
 
 Timings are wall and CPU seconds of one fit each: the machines are shared.
 
-Run: ``python benchmarks/bench_nce.py [--max-iter N] [--no-sweep]``.
+Run: ``python benchmarks/bench_nce.py [--max-iter N] [--no-sweep] [--flow] [--seeds 0 1 2]``.
 """
 
 import argparse
@@ -21,7 +24,16 @@ from _timing import timed
 from bench_cd import TOYS, fit_gmm, fit_kde
 
 from skebm import NCEEBM
+from skebm._flow import FlowDensity
+from skebm.datasets import make_checkerboard, make_eight_gaussians, make_rings, make_spirals
 from skebm.partition import grid_log_partition
+
+FLOW_TOYS = [
+    ("rings", make_rings),
+    ("spirals", make_spirals),
+    ("checkerboard", make_checkerboard),
+    ("eight gaussians", make_eight_gaussians),
+]
 
 
 def nce_row(label, X, X_test, truth, **params):
@@ -34,11 +46,37 @@ def nce_row(label, X, X_test, truth, **params):
     )
 
 
+def flow_table(seeds):
+    """(c): test NLL of the flow noise, the mixture noise and the flow alone, seed by seed."""
+    print("(c) test NLL per seed; for NCE, quadrature minus learned log Z; CPU s of one fit")
+    header = f"{'data':<16}{'seed':>5}{'flow noise':>12}{'log Z':>8}{'cpu':>7}{'gmm noise':>12}{'cpu':>7}"
+    print(header + f"{'flow':>9}{'cpu':>7}")
+    for name, make in FLOW_TOYS:
+        X, X_test = make(5000, random_state=0), make(5000, random_state=1)
+        for seed in seeds:
+            figures = []
+            for noise in ("flow", "gmm"):
+                _, cpu, model = timed(partial(NCEEBM(noise=noise, random_state=seed).fit, X))
+                quadrature = grid_log_partition(model._score_energy, *model.module_.support_box())
+                figures.append((-model.score(X_test), quadrature - model.log_partition_, cpu))
+            _, flow_cpu, flow = timed(partial(FlowDensity(random_state=seed).fit, X))
+            (nll_flow, off, cpu_flow), (nll_gmm, _, cpu_gmm) = figures
+            print(
+                f"{name:<16}{seed:>5}{nll_flow:12.3f}{off:8.3f}{cpu_flow:7.1f}{nll_gmm:12.3f}{cpu_gmm:7.1f}"
+                f"{-flow.score(X_test):9.3f}{flow_cpu:7.1f}"
+            )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-iter", type=int, default=50, help="NCE epochs (50 is the default)")
     parser.add_argument("--no-sweep", action="store_true", help="skip (b)")
+    parser.add_argument("--flow", action="store_true", help="run only (c), the flow noise")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of (c)")
     args = parser.parse_args()
+    if args.flow:
+        flow_table(args.seeds)
+        return
     print("test NLL in nats (lower is better); gap to the true density; log Z learned and quadrature minus learned")
     print(f"{'data':<16}{'model':<30}{'NLL':>8}{'gap':>8}{'wall s':>8}{'cpu s':>8}{'log Z':>10}{'quad-lrn':>10}")
     for name, make, log_density in TOYS:
