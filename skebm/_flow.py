@@ -32,14 +32,11 @@ def _require_zuko():
 def build_flow(n_features, generator=None):
     """The spline coupling flow of :class:`FlowDensity` for ``n_features``, its weights drawn from ``generator``."""
     zuko = _require_zuko()
-    state = torch.random.get_rng_state()
-    if generator is not None:  # zuko builds its layers from the global stream: seed it, then put it back
-        torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
-    try:
+    with torch.random.fork_rng(devices=[]):  # zuko builds its layers from the global stream: seed a fork of it
+        if generator is not None:
+            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
         # passes=2: coupling layers, so that sampling is one pass like scoring, whatever n_features.
         flow = zuko.flows.NSF(n_features, transforms=_TRANSFORMS, hidden_features=_HIDDEN, passes=2)
-    finally:
-        torch.random.set_rng_state(state)
     return flow
 
 
