@@ -10,20 +10,25 @@ On eight Gaussians and rings (5,000 training and 5,000 test points):
     uniform, GMM, GMM without the residual energy) on NLL and fit time;
 (c) with ``--flow``: NCEEBM(noise="flow") against the default mixture noise and
     the flow alone, on rings, spirals, checkerboard and eight Gaussians, over
-    ``--seeds`` (needs zuko: ``pip install 'skebm[flow]'``).
+    ``--seeds`` (needs zuko: ``pip install 'skebm[flow]'``);
+(d) with ``--adversarial``: AdversarialEBM at its defaults on eight Gaussians and
+    rings over ``--seeds``, its gap to the truth, its generator's KL(q || p), and
+    ``sample(10000)`` against ``ContrastiveDivergenceEBM(random_state=0).sample(10000)``
+    at its defaults, as the median of three timings each (needs zuko).
 
 Timings are wall and CPU seconds of one fit each: the machines are shared.
 
-Run: ``python benchmarks/bench_nce.py [--max-iter N] [--no-sweep] [--flow] [--seeds 0 1 2]``.
+Run: ``python benchmarks/bench_nce.py [--max-iter N] [--no-sweep] [--flow | --adversarial] [--seeds 0 1 2]``.
 """
 
 import argparse
+import statistics
 from functools import partial
 
 from _timing import timed
 from bench_cd import TOYS, fit_gmm, fit_kde
 
-from skebm import NCEEBM
+from skebm import NCEEBM, AdversarialEBM, ContrastiveDivergenceEBM
 from skebm._flow import FlowDensity
 from skebm.datasets import make_checkerboard, make_eight_gaussians, make_rings, make_spirals
 from skebm.partition import grid_log_partition
@@ -67,15 +72,39 @@ def flow_table(seeds):
             )
 
 
+def adversarial_table(seeds):
+    """(d): AdversarialEBM's gap to the truth over seeds, and its sampling speed against CD's."""
+    print(f"(d) AdversarialEBM at its defaults; test NLL gap to the truth, median over seeds {seeds} (range)")
+    print(f"{'data':<16}{'gap':>8}{'range':>18}{'KL(q||p)':>10}{'wall s':>8}{'cpu s':>8}", end="")
+    print(f"{'sample(10000) s':>17}{'CD sample s':>13}{'speed-up':>10}")
+    for name, make, log_density in TOYS:
+        X, X_test = make(5000, random_state=0), make(5000, random_state=1)
+        truth = -log_density(X_test).mean()
+        runs = [timed(partial(AdversarialEBM(random_state=seed).fit, X)) for seed in seeds]
+        gaps = sorted(-model.score(X_test) - truth for _, _, model in runs)
+        gap, spread = statistics.median(gaps), f"{gaps[0]:.3f} to {gaps[-1]:.3f}"
+        wall, cpu = (statistics.median(run[i] for run in runs) for i in (0, 1))
+        kl = statistics.median(model.generator_kl_ for _, _, model in runs)
+        cd = ContrastiveDivergenceEBM(random_state=0).fit(X)
+        ours, _, _ = timed(partial(runs[0][2].sample, 10000, random_state=0), repeats=3)
+        theirs, _, _ = timed(partial(cd.sample, 10000, random_state=0), repeats=3)
+        print(f"{name:<16}{gap:8.3f}{spread:>18}{kl:10.3f}{wall:8.1f}{cpu:8.1f}", end="")
+        print(f"{ours:17.3f}{theirs:13.3f}{theirs / ours:10.1f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-iter", type=int, default=50, help="NCE epochs (50 is the default)")
     parser.add_argument("--no-sweep", action="store_true", help="skip (b)")
     parser.add_argument("--flow", action="store_true", help="run only (c), the flow noise")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of (c)")
+    parser.add_argument("--adversarial", action="store_true", help="run only (d), AdversarialEBM")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of (c) and (d)")
     args = parser.parse_args()
     if args.flow:
         flow_table(args.seeds)
+        return
+    if args.adversarial:
+        adversarial_table(args.seeds)
         return
     print("test NLL in nats (lower is better); gap to the true density; log Z learned and quadrature minus learned")
     print(f"{'data':<16}{'model':<30}{'NLL':>8}{'gap':>8}{'wall s':>8}{'cpu s':>8}{'log Z':>10}{'quad-lrn':>10}")

@@ -1,5 +1,6 @@
 """skebm: energy-based models as scikit-learn estimators, trained with PyTorch."""
 
+from ._adversarial import AdversarialEBM
 from ._base import DivergenceError
 from ._boltzmann import BoltzmannMachine
 from ._contrastive_divergence import CHAPTER7_PARAMS, SHORT_RUN_PARAMS, ContrastiveDivergenceEBM
@@ -18,6 +19,7 @@ __all__ = [
     "NCEEBM",
     "RBM",
     "SHORT_RUN_PARAMS",
+    "AdversarialEBM",
     "BoltzmannMachine",
     "ContrastiveDivergenceEBM",
     "DivergenceError",

@@ -376,6 +376,10 @@ class ContrastiveDivergenceEBM(NeuralEBM):
     def _initialize(self, X):
         self.base_ = self._base_density(X.shape[1])
         super()._initialize(X)
+        self._initialize_negatives(X)
+
+    def _initialize_negatives(self, X):
+        """Hook: the state the negatives come from (the replay buffer here), once ``module_`` exists."""
         self.buffer_ = ReplayBuffer(
             self.buffer_size, X.shape[1], self.module_.uniform_noise, self._setting("fresh_fraction"), self.device_
         )
@@ -431,18 +435,36 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         return jump_then_step
 
     def _batch_loss(self, batch, epoch=None):
-        real = batch + self.data_noise * torch.randn(batch.shape, generator=self._generator, device=batch.device)
-        real = torch.maximum(torch.minimum(real, self.module_.high), self.module_.low)
+        real = self._noised(batch)
         # Validation runs without gradients and leaves the buffer alone.
         fake, rates = self._negatives(len(batch), push=torch.is_grad_enabled())
+        return self._contrast(real, fake, rates)
+
+    def _noised(self, batch):
+        """The data rows with ``data_noise``, kept in the box."""
+        real = batch + self.data_noise * torch.randn(batch.shape, generator=self._generator, device=batch.device)
+        return torch.maximum(torch.minimum(real, self.module_.high), self.module_.low)
+
+    def _contrast(self, real, fake, rates, fake_log_density=None):
+        """The loss of one minibatch of (noised) data against its negatives, and its diagnostics.
+
+        Negatives drawn from a density other than the model's, whose log-density
+        ``fake_log_density`` is known, are weighted by self-normalized importance
+        weights ``p / q``; ``effective_sample_size`` is then the share of them
+        the weights leave (1 when ``q`` is the model, ``1 / m`` when one dominates).
+        """
         real_energy, fake_energy = self.module_(real), self.module_(fake)
+        weights = None
+        if fake_log_density is not None:
+            weights = torch.softmax((-fake_energy - fake_log_density).detach(), 0)
+            rates = {**rates, "effective_sample_size": float(1.0 / (weights * weights).sum() / len(weights))}
         # The base is fixed, so the loss of the correction alone has the same contrast gradient,
         # and its penalty leaves the base's decay alone.
         correction = (real_energy, fake_energy)
         base = getattr(self.module_.network, "base", None)  # set when the network is a ResidualEnergy
         if base is not None:
             correction = (real_energy - base(real), fake_energy - base(fake))
-        loss, parts = contrastive_divergence_loss(*correction, self._setting("alpha"))
+        loss, parts = contrastive_divergence_loss(*correction, self._setting("alpha"), weights)
         metrics = {"loss": loss, **parts, "real_energy": real_energy.mean(), "fake_energy": fake_energy.mean()}
         metrics = {key: float(value.detach()) for key, value in metrics.items()}
         return loss, {**metrics, **rates}

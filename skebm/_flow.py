@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._random import make_generator
 
-__all__ = ["FlowDensity", "FlowEnergy"]
+__all__ = ["FlowDensity", "FlowEnergy", "StandardizedFlow"]
 
 # Spline coupling layers (Durkan et al., 2019) on the standardized data, whose splines act on [-5, 5]:
 # wide enough for every row a standardization leaves, and the identity outside.
@@ -32,7 +32,9 @@ def _require_zuko():
 def build_flow(n_features, generator=None):
     """The spline coupling flow of :class:`FlowDensity` for ``n_features``, its weights drawn from ``generator``."""
     zuko = _require_zuko()
-    with torch.random.fork_rng(devices=[]):  # zuko builds its layers from the global stream: seed a fork of it
+    # zuko builds its layers from the global stream: seed a fork of it. On the CPU whatever the
+    # default device: its masks need operators the meta device lacks (skebm.load builds shapes there).
+    with torch.random.fork_rng(devices=[]), torch.device("cpu"):
         if generator is not None:
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
         # passes=2: coupling layers, so that sampling is one pass like scoring, whatever n_features.
@@ -162,7 +164,42 @@ class FlowDensity(DensityMixin, BaseEstimator):
         return rows * self.scale_ + self.mean_
 
 
-class FlowEnergy(torch.nn.Module):
+class StandardizedFlow(torch.nn.Module):
+    """A flow on standardized rows, read in the rows' own units: exact log-densities and reparameterized draws.
+
+    ``flow`` maps ``(x - mean) / scale`` to a standard Gaussian. Draws are
+    differentiable in the flow's weights, so a loss on them (the
+    generator's of :class:`~skebm.AdversarialEBM`) trains the flow.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skebm._flow import StandardizedFlow, build_flow
+    >>> flow = StandardizedFlow(build_flow(2, torch.Generator().manual_seed(0)), torch.zeros(2), torch.ones(2))
+    >>> x, log_q = flow.rsample_and_log_prob(4, torch.Generator().manual_seed(1))
+    >>> bool(torch.allclose(flow.log_prob(x), log_q, atol=1e-4))
+    True
+    """
+
+    def __init__(self, flow, mean, scale):
+        super().__init__()
+        self.flow = flow
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+
+    def log_prob(self, x):
+        return self.flow().log_prob((x - self.mean) / self.scale) - self.scale.log().sum()
+
+    def rsample_and_log_prob(self, n, generator=None):
+        """``n`` rows drawn from the flow (with ``generator``, not torch's global stream) and their log-densities."""
+        distribution = self.flow()
+        z = torch.randn(n, len(self.mean), generator=generator, device=self.mean.device)
+        # x = T^-1(z), so log q(x) = log N(z) - log |det dT^-1/dz|: one pass through the inverse gives both.
+        rows, log_det = distribution.transform.inv.call_and_ladj(z)
+        return rows * self.scale + self.mean, distribution.base.log_prob(z) - log_det - self.scale.log().sum()
+
+
+class FlowEnergy(StandardizedFlow):
     """``-log q(x)`` of a fitted :class:`FlowDensity`, as a torch energy (the base of a residual energy).
 
     Examples
@@ -177,10 +214,7 @@ class FlowEnergy(torch.nn.Module):
     """
 
     def __init__(self, density):
-        super().__init__()
-        self.flow = density.flow_
-        self.register_buffer("mean", torch.as_tensor(density.mean_, dtype=torch.float32))
-        self.register_buffer("scale", torch.as_tensor(density.scale_, dtype=torch.float32))
+        super().__init__(density.flow_, density.mean_, density.scale_)
 
     def forward(self, x):
-        return self.scale.log().sum() - self.flow().log_prob((x - self.mean) / self.scale)
+        return -self.log_prob(x)

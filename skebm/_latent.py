@@ -309,7 +309,7 @@ class LatentVariableEBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Gradi
 
     def _initialize(self, X):
         self.module_ = self._new_module(X.shape[1], generator=self._generator).to(self.device_)
-        self.optimizer_ = self._make_optimizer(self.module_.parameters())
+        self.optimizer_ = self._make_optimizer()
 
     def _new_module(self, n_features, box=None, generator=None):
         if self.decoder == "ellipse":

@@ -86,7 +86,7 @@ class NeuralEBM(GradientEBM):
         if self._base_density(X.shape[1]) == "gaussian":
             rows = evenly_spaced_rows(X)
             self.module_.network.base.load_state_dict(shrunk_gaussian_energy(rows).state_dict())
-        self.optimizer_ = self._make_optimizer(self.module_.parameters())
+        self.optimizer_ = self._make_optimizer()
 
     def _base_density(self, n_features):
         """Hook: the density fitted to data of ``n_features`` under the network, ``"gaussian"`` or None (none here)."""

@@ -13,13 +13,14 @@ __all__ = [
     "contrastive_divergence_loss",
     "denoising_score_matching_loss",
     "exact_score_matching_loss",
+    "generator_loss",
     "hyvarinen_score",
     "nce_loss",
     "sliced_score_matching_loss",
 ]
 
 
-def contrastive_divergence_loss(real_energy, fake_energy, alpha):
+def contrastive_divergence_loss(real_energy, fake_energy, alpha, fake_weights=None):
     """Contrastive divergence with an energy-magnitude penalty.
 
     ``mean E(real) - mean E(fake) + alpha * mean(E(real)^2 + E(fake)^2)``.
@@ -30,12 +31,20 @@ def contrastive_divergence_loss(real_energy, fake_energy, alpha):
     zero, which stops the unbounded drift of the contrast that otherwise makes
     training diverge ("Generative Deep Learning", chapter 7; Du & Mordatch 2019).
 
+    Fakes drawn from another density ``q`` with known log-density give the
+    same estimate when each is weighted by ``exp(-E(x) - log q(x))``,
+    normalized to sum to one (self-normalized importance sampling): the
+    means over fakes become weighted sums.
+
     Parameters
     ----------
     real_energy : torch.Tensor of shape (n,)
     fake_energy : torch.Tensor of shape (m,)
     alpha : float
         Weight of the penalty.
+    fake_weights : torch.Tensor of shape (m,), default=None
+        Weights of the fakes summing to one, held fixed (no gradient
+        through them); None weighs them equally.
 
     Returns
     -------
@@ -52,9 +61,49 @@ def contrastive_divergence_loss(real_energy, fake_energy, alpha):
     >>> round(float(loss), 6), round(float(parts["cdiv"]), 6), round(float(parts["reg"]), 6)
     (-0.9, -1.0, 0.1)
     """
-    cdiv = real_energy.mean() - fake_energy.mean()
-    reg = alpha * ((real_energy**2).mean() + (fake_energy**2).mean())
+    if fake_weights is None:
+        fake_weights = torch.full_like(fake_energy, 1.0 / len(fake_energy))
+    cdiv = real_energy.mean() - (fake_weights * fake_energy).sum()
+    reg = alpha * ((real_energy**2).mean() + (fake_weights * fake_energy**2).sum())
     return cdiv + reg, {"cdiv": cdiv, "reg": reg}
+
+
+def generator_loss(fake_energy, fake_log_density):
+    """The loss of a sampler with a known density: ``mean(E(x) + log q(x))`` over its draws ``x ~ q``.
+
+    For any density ``q``, ``E_q[-E(x) - log q(x)] = log Z - KL(q || p)`` with
+    ``p = exp(-E) / Z``: minus this loss is a lower bound on ``log Z``, and
+    minimizing it over ``q`` minimizes ``KL(q || p)``, the energy's samples'
+    distance from the model. The ``log q`` term is minus the sampler's
+    entropy: without it the sampler collapses onto the energy's minimum
+    (Kumar et al., 2019; Grathwohl et al., 2021). The draws must be
+    reparameterized (differentiable in the sampler's weights) and the energy
+    held fixed while this loss is minimized.
+
+    Parameters
+    ----------
+    fake_energy : torch.Tensor of shape (n,)
+        Energies of the sampler's draws.
+    fake_log_density : torch.Tensor of shape (n,)
+        The sampler's log-density at its draws.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar: ``KL(q || p) - log Z``, estimated from the draws.
+
+    Examples
+    --------
+    >>> import math
+    >>> import torch
+    >>> from skebm.losses import generator_loss
+    >>> x = torch.randn(100_000, 1, generator=torch.Generator().manual_seed(0))
+    >>> log_q = -0.5 * x[:, 0] ** 2 - 0.5 * math.log(2 * math.pi)
+    >>> # q is exactly p = N(0, 1) with E = x^2 / 2, so the loss is -log Z = -log sqrt(2 pi)
+    >>> round(float(generator_loss(0.5 * x[:, 0] ** 2, log_q)), 3) == round(-0.5 * math.log(2 * math.pi), 3)
+    True
+    """
+    return (fake_energy + fake_log_density).mean()
 
 
 def hyvarinen_score(energy, x, n_projections=None, generator=None, create_graph=False):

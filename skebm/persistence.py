@@ -59,9 +59,25 @@ _STEP_IMPLEMENTATION = ("foreach", "fused")
 
 
 def _estimator_classes():
-    from . import NCEEBM, RBM, BoltzmannMachine, ContrastiveDivergenceEBM, LatentVariableEBM, ScoreMatchingEBM
+    from . import (
+        NCEEBM,
+        RBM,
+        AdversarialEBM,
+        BoltzmannMachine,
+        ContrastiveDivergenceEBM,
+        LatentVariableEBM,
+        ScoreMatchingEBM,
+    )
 
-    classes = (ContrastiveDivergenceEBM, ScoreMatchingEBM, NCEEBM, RBM, BoltzmannMachine, LatentVariableEBM)
+    classes = (
+        ContrastiveDivergenceEBM,
+        ScoreMatchingEBM,
+        NCEEBM,
+        AdversarialEBM,
+        RBM,
+        BoltzmannMachine,
+        LatentVariableEBM,
+    )
     return {cls.__name__: cls for cls in classes}
 
 
@@ -439,8 +455,8 @@ class _Reader:
         return module.eval()
 
     def _optimizer(self, estimator, name, entry):
-        parameters = list(estimator.module_.parameters())
-        optimizer = estimator._make_optimizer(parameters)
+        optimizer = estimator._make_optimizer()
+        parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
         groups = _from_json(entry["param_groups"])
         fresh = optimizer.state_dict()["param_groups"]
         if len(groups) != len(fresh) or any(

@@ -3,7 +3,16 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skebm import DBN, NCEEBM, RBM, BoltzmannMachine, ContrastiveDivergenceEBM, LatentVariableEBM, ScoreMatchingEBM
+from skebm import (
+    DBN,
+    NCEEBM,
+    RBM,
+    AdversarialEBM,
+    BoltzmannMachine,
+    ContrastiveDivergenceEBM,
+    LatentVariableEBM,
+    ScoreMatchingEBM,
+)
 
 FAST = dict(
     hidden_layer_sizes=(8,), max_iter=2, n_steps=2, n_sample_steps=2, buffer_size=64, ais_steps=10, random_state=0
@@ -38,6 +47,7 @@ def expected_failures(estimator):
         ContrastiveDivergenceEBM(**FAST),
         NCEEBM(hidden_layer_sizes=(8,), max_iter=2, n_sample_steps=2, random_state=0),
         ScoreMatchingEBM(hidden_layer_sizes=(8,), max_iter=2, n_sample_steps=2, ais_steps=10, random_state=0),
+        AdversarialEBM(hidden_layer_sizes=(8,), max_iter=2, generator_pretraining=5, ais_steps=10, random_state=0),
         # The lecture's ellipse decoder reads exactly two features; the checks use many shapes.
         LatentVariableEBM(decoder="mlp", hidden_layer_sizes=(8,), n_grid=64, max_iter=2, random_state=0),
         RBM(n_components=4, max_iter=2, n_sample_steps=5, ais_steps=10, random_state=0),
@@ -51,7 +61,9 @@ def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
-@pytest.mark.parametrize("cls", [ContrastiveDivergenceEBM, ScoreMatchingEBM, NCEEBM, RBM, LatentVariableEBM])
+@pytest.mark.parametrize(
+    "cls", [ContrastiveDivergenceEBM, ScoreMatchingEBM, NCEEBM, AdversarialEBM, RBM, LatentVariableEBM]
+)
 def test_constructors_take_keywords_only(cls):
     # scikit-learn's convention: a positional argument cannot silently land on the wrong parameter.
     with pytest.raises(TypeError, match="positional"):
