@@ -66,8 +66,7 @@ class NCEEBM(NeuralEBM):
         components fitted to the data (8, or fewer where the rows do not give
         each ``n_features + 1``), a neural spline flow fitted to the data by
         maximum likelihood (``"flow"``: 1,000 updates of three spline coupling
-        layers, which needs the optional ``zuko`` package; such a model is
-        saved with joblib, not :func:`skebm.save`), or any object with ``sample`` and
+        layers, which needs the optional ``zuko`` package), or any object with ``sample`` and
         ``score_samples`` (``KernelDensity``, ``GaussianMixture``, a fitted
         skebm model...), used as it is when fitted, fitted to ``X`` otherwise.
         The ``"gaussian"`` and ``"gmm"`` components are no narrower than a

@@ -293,6 +293,7 @@ class _Writer:
     def _noise(self, name, noise):
         from sklearn.mixture import GaussianMixture
 
+        from ._flow import FlowDensity
         from ._nce import _UniformBox
 
         box = noise if isinstance(noise, _UniformBox) else noise.box
@@ -301,6 +302,12 @@ class _Writer:
         if isinstance(noise, _UniformBox):
             return {"kind": "noise", "fraction": 1.0}
         base = noise.base
+        if type(base) is FlowDensity:
+            for key, tensor in base.flow_.state_dict().items():
+                self.tensor(f"{name}.flow.{key}", tensor)
+            self.tensor(f"{name}.mean_", torch.from_numpy(base.mean_))
+            self.tensor(f"{name}.scale_", torch.from_numpy(base.scale_))
+            return {"kind": "noise", "fraction": noise.fraction, "family": "flow"}
         if type(base) is not GaussianMixture or base.covariance_type != "full":
             raise TypeError(
                 f"An NCEEBM whose noise is a {type(base).__name__} cannot be saved in skebm's safe format. Use "
@@ -312,6 +319,8 @@ class _Writer:
 
 
 _MIXTURE_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+# Fewer numbers per feature than the flow noise's spline flow holds (about 9,300 per feature).
+_FLOW_NUMBERS_PER_FEATURE = 5000
 
 
 def _is_number_array(value):
@@ -489,8 +498,6 @@ class _Reader:
         )
 
     def _noise(self, estimator, name, entry):
-        from sklearn.mixture import GaussianMixture
-
         from ._nce import _UniformBox, _WithUniform
 
         low, high = (self.tensors[f"{name}.{side}"].numpy() for side in ("low", "high"))
@@ -498,6 +505,48 @@ class _Reader:
             raise ValueError(f"{name} has no valid box")
         if entry["fraction"] == 1.0:
             return _UniformBox(low, high)
+        fraction = float(entry["fraction"])
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"{name} has a uniform fraction of {fraction}")
+        family = entry.get("family", "gmm")  # files from before the flow noise hold a mixture
+        if family not in ("gmm", "flow"):
+            raise ValueError(f"{name} has no noise family {family!r}")
+        base = self._flow(estimator, name) if family == "flow" else self._mixture(estimator, name)
+        return _WithUniform(base, low, high, fraction)
+
+    def _flow(self, estimator, name):
+        """The fitted FlowDensity of a flow-noise NCE: its spline flow rebuilt by skebm, the file's weights in it."""
+        from ._flow import FlowDensity, build_flow
+
+        d, state = estimator.n_features_in_, self._prefixed(f"{name}.flow.")
+        # The flow is built before its shapes can be compared, and it holds over 9,000 numbers per
+        # feature: a file claiming many features with few weights would make it allocate what it never held.
+        if sum(tensor.numel() for tensor in state.values()) < _FLOW_NUMBERS_PER_FEATURE * d:
+            raise ValueError(f"{name} holds too few weights for a flow on {d} features")
+        flow = build_flow(d)
+        expected = flow.state_dict()
+        if set(state) != set(expected) or any(
+            state[k].shape != v.shape or state[k].dtype != v.dtype for k, v in expected.items()
+        ):
+            raise ValueError(f"{name} holds a flow of another architecture")
+        if not all(_all_finite(tensor) for tensor in state.values() if tensor.is_floating_point()):
+            raise ValueError(f"{name}'s flow holds non-finite values")
+        flow.load_state_dict(state, assign=True)
+        density = FlowDensity()
+        density.flow_ = flow.requires_grad_(False).eval()
+        density.mean_, density.scale_ = (
+            self._array(name, self.tensors[f"{name}.{key}"], "<f8") for key in ("mean_", "scale_")
+        )
+        if density.mean_.shape != (d,) or density.scale_.shape != (d,) or not np.all(density.scale_ > 0):
+            raise ValueError(f"{name} has no valid standardization")
+        if not (np.all(np.isfinite(density.mean_)) and np.all(np.isfinite(density.scale_))):
+            raise ValueError(f"{name} has a non-finite standardization")
+        density.n_features_in_ = d
+        return density
+
+    def _mixture(self, estimator, name):
+        from sklearn.mixture import GaussianMixture
+
         arrays = {key: self.tensors[f"{name}.{key}"].numpy() for key in _MIXTURE_ARRAYS}
         k, d = len(arrays["weights_"]), estimator.n_features_in_
         shapes = {"weights_": (k,), "means_": (k, d), "covariances_": (k, d, d), "precisions_cholesky_": (k, d, d)}
@@ -508,7 +557,4 @@ class _Reader:
             setattr(base, key, array)
         base.precisions_ = arrays["precisions_cholesky_"] @ arrays["precisions_cholesky_"].transpose(0, 2, 1)
         base.n_features_in_, base.converged_ = d, True
-        fraction = float(entry["fraction"])
-        if not 0.0 < fraction < 1.0:
-            raise ValueError(f"{name} has a uniform fraction of {fraction}")
-        return _WithUniform(base, low, high, fraction)
+        return base

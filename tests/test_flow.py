@@ -67,5 +67,17 @@ def test_nce_with_flow_noise_starts_from_the_flow_and_keeps_log_z(moons, tmp_pat
     assert np.all(np.isfinite(scores))
     # The energy starts as the flow's (normalized): the learned log Z stays near 0 in a short fit.
     assert abs(model.log_partition_) < 0.5
-    with pytest.raises(TypeError, match="safe format"):
+    with pytest.raises(TypeError, match="safe format"):  # a noise object is code, not data
         skebm.save(model, tmp_path / "model.skebm")
+
+
+def test_flow_noise_nce_round_trips_through_the_safe_format(moons, tmp_path, monkeypatch):
+    # noise="flow" fits the flow at its default budget of 1,000 updates; 30 are enough for a file.
+    monkeypatch.setattr(FlowDensity.__init__, "__defaults__", (30, None))
+    model = NCEEBM(noise="flow", hidden_layer_sizes=(8,), max_iter=1, random_state=0).fit(moons[:300])
+    skebm.save(model, tmp_path / "model.skebm")
+    loaded = skebm.load(tmp_path / "model.skebm")
+    assert isinstance(loaded.noise_.base, FlowDensity)
+    np.testing.assert_array_equal(loaded.score_samples(moons), model.score_samples(moons))
+    np.testing.assert_array_equal(loaded.noise_.score_samples(moons), model.noise_.score_samples(moons))
+    np.testing.assert_array_equal(loaded.sample(5, random_state=0), model.sample(5, random_state=0))
