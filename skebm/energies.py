@@ -392,8 +392,12 @@ class BoxedEnergy(nn.Module):
         return (x - torch.clamp(x, self.low, self.high)) / self.wall_width
 
     def forward(self, x):
+        return self.network(x) + self.wall(x)
+
+    def wall(self, x):
+        """The wall's part of the energy: zero inside the box."""
         excess = self._excess(x)
-        return self.network(x) + 0.5 * (excess * excess).sum(-1)
+        return 0.5 * (excess * excess).sum(-1)
 
     def energy_and_grad(self, x):
         """Energies and input gradients, using the network's fast path when it has one."""
