@@ -9,6 +9,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._base import DivergenceError
 from ._random import make_generator
 
 __all__ = ["FlowDensity", "FlowEnergy", "StandardizedFlow"]
@@ -98,7 +99,22 @@ class FlowDensity(DensityMixin, BaseEstimator):
         Returns
         -------
         self : FlowDensity
+
+        Raises
+        ------
+        DivergenceError
+            When the log-likelihood of a minibatch becomes non-finite; the
+            estimator keeps its previous state.
         """
+        previous = dict(vars(self))
+        try:
+            return self._fit(X)
+        except BaseException:  # a failed fit leaves the last fitted flow as it was
+            vars(self).clear()
+            vars(self).update(previous)
+            raise
+
+    def _fit(self, X):
         self._validate_params()
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         generator = make_generator(self.random_state, "cpu")
@@ -108,12 +124,14 @@ class FlowDensity(DensityMixin, BaseEstimator):
         rows = torch.as_tensor((X - self.mean_) / self.scale_, dtype=torch.float32)
         optimizer = torch.optim.Adam(flow.parameters(), lr=_LEARNING_RATE)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.max_updates)
-        for _ in range(self.max_updates):
+        for update in range(self.max_updates):
             batch = rows[torch.randint(len(rows), (min(_BATCH_SIZE, len(rows)),), generator=generator)]
             loss = -flow().log_prob(batch).mean()
             if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    "FlowDensity diverged (a non-finite log-likelihood); check X for extreme rows or duplicates."
+                raise DivergenceError(
+                    f"FlowDensity diverged at update {update + 1} of {self.max_updates}: the flow's log-likelihood "
+                    "of a minibatch became non-finite. Look in X for extreme rows, or for rows repeated so often "
+                    "that the flow collapses onto them; NCEEBM(noise='gmm') widens its components against that."
                 )
             optimizer.zero_grad()
             loss.backward()

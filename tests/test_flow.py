@@ -81,3 +81,30 @@ def test_flow_noise_nce_round_trips_through_the_safe_format(moons, tmp_path, mon
     np.testing.assert_array_equal(loaded.score_samples(moons), model.score_samples(moons))
     np.testing.assert_array_equal(loaded.noise_.score_samples(moons), model.noise_.score_samples(moons))
     np.testing.assert_array_equal(loaded.sample(5, random_state=0), model.sample(5, random_state=0))
+
+
+def test_a_flow_that_diverges_stops_the_fit_and_keeps_the_models(moons, flow, monkeypatch):
+    import torch
+
+    nce = NCEEBM(noise=FlowDensity(max_updates=30, random_state=0), hidden_layer_sizes=(8,), max_iter=1)
+    nce.set_params(random_state=0).fit(moons)
+    before = (flow.score_samples(moons), nce.score_samples(moons), nce.noise_.score_samples(moons))
+    real_build_flow = skebm._flow.build_flow
+
+    def broken_flow(n_features, generator=None):  # a NaN weight: every log-likelihood is NaN
+        built = real_build_flow(n_features, generator)
+        with torch.no_grad():
+            next(built.parameters()).fill_(float("nan"))
+        return built
+
+    monkeypatch.setattr(skebm._flow, "build_flow", broken_flow)
+    with pytest.raises(skebm.DivergenceError, match="FlowDensity diverged at update 1 of 60"):
+        flow.fit(moons[:200])
+    nce.set_params(noise=FlowDensity(random_state=0))
+    with pytest.raises(skebm.DivergenceError, match="FlowDensity diverged at update 1"):
+        nce.fit(moons)
+    # Both keep what the last successful fit gave them.
+    after = (flow.score_samples(moons), nce.score_samples(moons), nce.noise_.score_samples(moons))
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(new, old)
+    assert flow.n_features_in_ == 2 and nce.noise_.base.max_updates == 30
