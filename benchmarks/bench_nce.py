@@ -15,24 +15,35 @@ On eight Gaussians and rings (5,000 training and 5,000 test points):
     Gaussians and rings (beside the truth), moons, spirals and checkerboard, with
     KernelDensity and GaussianMixture, its generator's KL(q || p), and
     ``sample(10000)`` against ``ContrastiveDivergenceEBM(random_state=0).sample(10000)``
-    at its defaults, as the median of three timings each (needs zuko).
+    at its defaults, as the median of three timings each (needs zuko);
+(e) with ``--moons``: two moons (8,192 points, noise 0.05, standardized, as in
+    bench_cd.py): NCEEBM at its defaults over ``--seeds`` beside GaussianMixture(8),
+    KernelDensity and ebmkit's NoiseContrastiveEstimation given the same network,
+    data, number and size of updates (``pip install -e .[bench]``), at its default
+    noise (a standard normal, ``noise_ratio=1``) and at skebm's ratio of 8, with Adam
+    at a constant 1e-3 (skebm's cosine-decayed rate is its own recipe). ebmkit's
+    NLL is given with its own learned log Z and with log Z by skebm's quadrature.
 
 Timings are wall and CPU seconds of one fit each: the machines are shared.
 
-Run: ``python benchmarks/bench_nce.py [--max-iter N] [--no-sweep] [--flow | --adversarial] [--seeds 0 1 2]``.
+Run: ``python benchmarks/bench_nce.py [--max-iter N] [--no-sweep] [--flow | --adversarial | --moons] [--seeds 0 1 2]``.
 """
 
 import argparse
+import importlib.util
 import math
 import statistics
 from functools import partial
 
+import torch
 from _timing import timed
-from bench_cd import TOYS, fit_gmm, fit_kde
+from bench_cd import TOYS, _boxed_nll, _format_nll, _train_peer, fit_gmm, fit_kde
+from sklearn.mixture import GaussianMixture
 
 from skebm import NCEEBM, AdversarialEBM, ContrastiveDivergenceEBM
 from skebm._flow import FlowDensity
 from skebm.datasets import make_checkerboard, make_eight_gaussians, make_moons, make_rings, make_spirals
+from skebm.energies import MLPEnergy
 from skebm.partition import grid_log_partition
 
 FLOW_TOYS = [
@@ -96,12 +107,57 @@ def adversarial_table(seeds):
         print(f"{kl:10.3f}{cpu:7.1f}{ours:17.3f}{theirs:13.3f}{theirs / ours:10.1f}")
 
 
+def moons_table(seeds):
+    """(e): NCE on bench_cd's two moons, skebm's defaults against ebmkit's NCE at the same budget."""
+    X = make_moons(16384, random_state=0)
+    X, X_test = X[:8192], X[8192:]
+    print(f"(e) two moons (8,192 points, noise 0.05, standardized): test NLL, median over seeds {seeds} (range)")
+    print(f"{'model':<40}{'NLL':>9}{'range':>18}{'NLL, quadrature':>17}{'cpu s':>8}")
+    runs = [timed(partial(NCEEBM(random_state=seed).fit, X)) for seed in seeds]
+    nce = runs[0][2]
+    _epochs, _rows, n_updates = nce._epoch_plan(len(X), nce.max_iter)
+    batch_size = nce.batch_size
+    low, high = nce.module_.low, nce.module_.high
+    _print_moons_row("skebm NCEEBM (defaults)", [-model.score(X_test) for _, _, model in runs], runs)
+    for label, fit in (("GaussianMixture(8)", GaussianMixture(8, random_state=0).fit), ("KernelDensity (CV)", fit_kde)):
+        _, cpu, model = timed(partial(fit, X))
+        print(f"{label:<40}{_format_nll(-model.score_samples(X_test).mean())}{'':>35}{cpu:8.1f}")
+    if importlib.util.find_spec("ebm") is None:
+        print("ebmkit: not installed, skipped (pip install -e '.[bench]' to include it)")
+        return
+    from ebm.losses.nce import NoiseContrastiveEstimation
+
+    for ratio in (1, 8):
+        fits, own, quadrature = [], [], []
+        for seed in seeds:
+            torch.manual_seed(seed)  # ebmkit draws its noise from the global generator
+            network, loss_fn = MLPEnergy(2, nce.hidden_layer_sizes), NoiseContrastiveEstimation(noise_ratio=ratio)
+            trained = torch.nn.ModuleList([network, loss_fn])  # its log Z is a weight of the loss
+            batch_loss = lambda batch, network=network, loss_fn=loss_fn: loss_fn(network, batch).loss  # noqa: E731
+            fits.append(timed(partial(_train_peer, trained, X, n_updates, batch_size, seed, batch_loss)))
+            with torch.no_grad():
+                energies = network(torch.as_tensor(X_test, dtype=torch.float32)).double()
+                own.append(float(energies.mean() + loss_fn.log_z))
+            quadrature.append(_boxed_nll(network, low, high, X_test))
+        label = f"ebmkit NCE, noise_ratio={ratio}" + ("" if all(finite for *_, finite in fits) else " (diverged)")
+        _print_moons_row(label, own, fits, quadrature)
+
+
+def _print_moons_row(label, nlls, runs, quadrature=None):
+    nlls = sorted(nlls)
+    spread = f"{nlls[0]:.3f} to {nlls[-1]:.3f}"
+    tail = f"{statistics.median(quadrature):17.3f}" if quadrature else f"{'':>17}"
+    cpu = statistics.median(run[1] for run in runs)
+    print(f"{label:<40}{_format_nll(statistics.median(nlls))}{spread:>18}{tail}{cpu:8.1f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-iter", type=int, default=50, help="NCE epochs (50 is the default)")
     parser.add_argument("--no-sweep", action="store_true", help="skip (b)")
     parser.add_argument("--flow", action="store_true", help="run only (c), the flow noise")
     parser.add_argument("--adversarial", action="store_true", help="run only (d), AdversarialEBM")
+    parser.add_argument("--moons", action="store_true", help="run only (e), NCE on two moons against ebmkit")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of (c) and (d)")
     args = parser.parse_args()
     if args.flow:
@@ -109,6 +165,9 @@ def main():
         return
     if args.adversarial:
         adversarial_table(args.seeds)
+        return
+    if args.moons:
+        moons_table(args.seeds)
         return
     print("test NLL in nats (lower is better); gap to the true density; log Z learned and quadrature minus learned")
     print(f"{'data':<16}{'model':<30}{'NLL':>8}{'gap':>8}{'wall s':>8}{'cpu s':>8}{'log Z':>10}{'quad-lrn':>10}")
