@@ -33,6 +33,8 @@ _MAX_COMPONENTS = 8
 _NOISE_FIT_ROWS = 20_000
 # Share of the noise drawn uniformly from the data box, whatever the noise family.
 _UNIFORM_FRACTION = 0.1
+# network="auto" reads Fourier features of this many features or fewer (see the class docstring).
+_FOURIER_MAX_FEATURES = 2
 # The narrowest a noise component may be, as a fraction of the mean feature variance: see _widen_components.
 _RELATIVE_VARIANCE_FLOOR = 1e-2
 
@@ -55,9 +57,24 @@ class NCEEBM(NeuralEBM):
     log-likelihoods that a Gaussian noise does not approach in the same
     number of epochs (see ``benchmarks/bench_nce.py``).
 
+    A network on raw coordinates learns smooth corrections first and sharp
+    ones slowly, too slowly to carve the edges of a checkerboard or a thin
+    ring out of the noise's density in a budget of 2,000 updates. So on one
+    or two features the default network reads random Fourier features of its
+    input (``network="fourier"``, Tancik et al., 2020), their frequencies set
+    by the data's spread and Scott's bandwidth factor: on rings, spirals,
+    checkerboard and three held-out shapes it then overtakes both
+    ``KernelDensity`` and a ``GaussianMixture`` chosen by BIC. On tables of
+    three features or more the same features lowered the outlier ranking
+    (mean ROC-AUC over 30 ADBench tables 0.739 against 0.759), so there the
+    network reads the raw features.
+
     Parameters
     ----------
-    network : {"mlp", "conv"} or torch.nn.Module, default="mlp"
+    network : {"auto", "mlp", "fourier", "conv"} or torch.nn.Module, default="auto"
+        ``"auto"`` is ``"fourier"`` for one or two features and ``"mlp"``
+        above. ``"fourier"`` is an MLP on the raw features and 64 random
+        sinusoids of them (:class:`~skebm.energies.FourierMLPEnergy`).
     hidden_layer_sizes : tuple of int, default=(128, 128)
     image_shape : tuple of int, default=None
     noise : {"gaussian", "uniform", "gmm", "flow"} or estimator, default="gmm"
@@ -147,12 +164,13 @@ class NCEEBM(NeuralEBM):
         "noise_ratio": [Interval(Integral, 1, None, closed="left")],
         "residual": ["boolean"],
         "sampler": [StrOptions({"sir", *ENERGY_SAMPLERS})],
+        "network": [StrOptions({"auto", "mlp", "fourier", "conv"}), torch.nn.Module],
     }
 
     def __init__(
         self,
         *,
-        network="mlp",
+        network="auto",
         hidden_layer_sizes=(128, 128),
         image_shape=None,
         noise="gmm",
@@ -219,6 +237,11 @@ class NCEEBM(NeuralEBM):
             log_z = float(np.log(high - low).sum())
         module.log_normalizer = torch.nn.Parameter(torch.tensor(log_z))
         return module
+
+    def _network_kind(self, n_features):
+        if self.network == "auto":
+            return "fourier" if n_features <= _FOURIER_MAX_FEATURES else "mlp"
+        return self.network
 
     def _residual_base(self):
         """The noise's energy ``-log q`` in torch, when ``residual`` asks for it and the noise has one."""

@@ -21,6 +21,8 @@ from ._checks import check_interval, check_layer_sizes, evenly_spaced_rows, warn
 from .energies import (
     BoxedEnergy,
     ConvEnergy,
+    FourierFeatures,
+    FourierMLPEnergy,
     GaussianMixtureEnergy,
     MLPEnergy,
     ResidualEnergy,
@@ -44,7 +46,7 @@ class NeuralEBM(GradientEBM):
 
     _parameter_constraints = {
         **BaseEBM._parameter_constraints,
-        "network": [StrOptions({"mlp", "conv"}), torch.nn.Module],
+        "network": [StrOptions({"mlp", "fourier", "conv"}), torch.nn.Module],
         "hidden_layer_sizes": [tuple, list],
         "image_shape": [None, tuple, list],
         "bounds": [None, tuple, list],
@@ -83,9 +85,13 @@ class NeuralEBM(GradientEBM):
 
     def _initialize(self, X):
         self.module_ = self._new_module(X.shape[1], _data_box(X, self.bounds), self._generator).to(self.device_)
+        rows = evenly_spaced_rows(X)
         if self._base_density(X.shape[1]) == "gaussian":
-            rows = evenly_spaced_rows(X)
             self.module_.network.base.load_state_dict(shrunk_gaussian_energy(rows).state_dict())
+        if self._network_kind(X.shape[1]) == "fourier":  # the data's scales set the frequencies
+            for features in self.module_.modules():
+                if isinstance(features, FourierFeatures):
+                    features.fit_bandwidth(rows)
         self.optimizer_ = self._make_optimizer()
 
     def _base_density(self, n_features):
@@ -104,9 +110,12 @@ class NeuralEBM(GradientEBM):
 
         With a ``base`` energy, the network learns a correction to it (:class:`ResidualEnergy`).
         """
-        if self.network == "mlp":
+        kind = self._network_kind(n_features)
+        if kind == "mlp":
             network = MLPEnergy(n_features, tuple(self.hidden_layer_sizes), generator=generator)
-        elif self.network == "conv":
+        elif kind == "fourier":
+            network = FourierMLPEnergy(n_features, tuple(self.hidden_layer_sizes), generator=generator)
+        elif kind == "conv":
             network = ConvEnergy(tuple(self.image_shape), generator=generator)
         else:
             network = copy.deepcopy(self.network)
@@ -114,6 +123,10 @@ class NeuralEBM(GradientEBM):
             network = ResidualEnergy(network, base)
         low, high = box if box is not None else (np.zeros(n_features), np.ones(n_features))
         return BoxedEnergy(network, low, high)
+
+    def _network_kind(self, n_features):
+        """Hook: the network ``network`` names for data of ``n_features`` (itself here; a subclass resolves "auto")."""
+        return self.network
 
     def _sample(self, n_samples, generator, callback=None):
         """MCMC from uniform noise in the data box with the estimator's sampler."""

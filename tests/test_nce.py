@@ -88,3 +88,47 @@ def test_noise_components_do_not_collapse_onto_repeated_rows():
     assert smallest >= floor * (1 - 1e-9)
     # The densest the noise can be at the copies: all its mass in one Gaussian of that width.
     assert model.noise_.score_samples(X[-1:])[0] <= -1.5 * np.log(2 * np.pi * floor)
+
+
+def test_auto_network_reads_fourier_features_of_one_or_two_features():
+    from skebm.energies import FourierMLPEnergy, MLPEnergy
+
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    two = NCEEBM(max_updates=2, random_state=0).fit(X[:, :2])
+    three = NCEEBM(max_updates=2, random_state=0).fit(X)
+    assert isinstance(two.module_.network.network, FourierMLPEnergy)
+    assert type(three.module_.network.network) is MLPEnergy
+    # The correction starts at zero, so the fit starts from the noise's density.
+    start = NCEEBM(max_updates=1, learning_rate=1e-12, random_state=0).fit(X[:, :2])
+    np.testing.assert_allclose(start.score_samples(X[:5, :2]), start.noise_.base.score_samples(X[:5, :2]), atol=1e-4)
+
+
+def test_fourier_frequencies_follow_the_spread_and_scotts_factor():
+    import torch
+
+    from skebm.energies import FourierFeatures
+
+    X = np.random.default_rng(0).normal(size=(1000, 2)) * [1.0, 10.0]
+    features = FourierFeatures(2, n_frequencies=8, generator=torch.Generator().manual_seed(0))
+    drawn = features.frequencies.clone()
+    features.fit_bandwidth(X)
+    bandwidth = X.std(0) * 1000 ** (-1 / 6)  # Scott: n ** (-1 / (d + 4)) standard deviations
+    torch.testing.assert_close(features.frequencies, drawn / torch.as_tensor(bandwidth, dtype=torch.float32))
+    x = torch.as_tensor(X[:4], dtype=torch.float32)
+    out = features(x)
+    assert out.shape == (4, 2 + 2 * 8)
+    torch.testing.assert_close(out[:, :2], x)  # the raw features stay among the inputs
+    torch.testing.assert_close(out[:, 2:10] ** 2 + out[:, 10:] ** 2, torch.ones(4, 8))
+
+
+def test_fourier_features_carve_edges_the_raw_network_cannot():
+    from skebm.datasets import make_checkerboard
+
+    X, X_test = make_checkerboard(2000, random_state=0), make_checkerboard(2000, random_state=1)
+    fits = {net: NCEEBM(network=net, max_updates=300, random_state=0).fit(X) for net in ("fourier", "mlp")}
+    nll = {net: -model.score(X_test) for net, model in fits.items()}
+    noise = -NCEEBM(max_updates=1, learning_rate=1e-12, random_state=0).fit(X).score(X_test)
+    # A Gaussian mixture cannot hold a square's uniform density and its edges; in 300 updates the
+    # Fourier features take 0.09 nats off the mixture (0.06 to 0.21 over seeds 0-2), the raw MLP none.
+    assert nll["fourier"] < noise - 0.03
+    assert nll["fourier"] < nll["mlp"] - 0.03
