@@ -22,11 +22,16 @@ On eight Gaussians and rings (5,000 training and 5,000 test points):
     data, number and size of updates (``pip install -e .[bench]``), at its default
     noise (a standard normal, ``noise_ratio=1``) and at skebm's ratio of 8, with Adam
     at a constant 1e-3 (skebm's cosine-decayed rate is its own recipe). ebmkit's
-    NLL is given with its own learned log Z and with log Z by skebm's quadrature.
+    NLL is given with its own learned log Z and with log Z by skebm's quadrature;
+(f) with ``--shapes``: NCEEBM at its defaults (Fourier features on two features) and
+    with ``network="mlp"`` over ``--seeds`` on every 2-D shape of ``skebm.datasets``
+    and four of scikit-learn's that no setting was chosen on, beside KernelDensity
+    and GaussianMixture, with the learned log Z against quadrature.
 
 Timings are wall and CPU seconds of one fit each: the machines are shared.
 
-Run: ``python benchmarks/bench_nce.py [--max-iter N] [--no-sweep] [--flow | --adversarial | --moons] [--seeds 0 1 2]``.
+Run: ``python benchmarks/bench_nce.py [--max-iter N] [--no-sweep]
+[--flow | --adversarial | --moons | --shapes] [--seeds 0 1 2]``.
 """
 
 import argparse
@@ -35,9 +40,11 @@ import math
 import statistics
 from functools import partial
 
+import numpy as np
 import torch
 from _timing import timed
 from bench_cd import TOYS, _boxed_nll, _format_nll, _train_peer, fit_gmm, fit_kde
+from sklearn import datasets
 from sklearn.mixture import GaussianMixture
 
 from skebm import NCEEBM, AdversarialEBM, ContrastiveDivergenceEBM
@@ -45,6 +52,39 @@ from skebm._flow import FlowDensity
 from skebm.datasets import make_checkerboard, make_eight_gaussians, make_moons, make_rings, make_spirals
 from skebm.energies import MLPEnergy
 from skebm.partition import grid_log_partition
+
+
+def make_circles(n, random_state):
+    return datasets.make_circles(n, factor=0.5, noise=0.05, random_state=random_state)[0]
+
+
+def make_swiss_roll(n, random_state):
+    return datasets.make_swiss_roll(n, noise=0.5, random_state=random_state)[0][:, [0, 2]] / 5
+
+
+def make_s_curve(n, random_state):
+    return datasets.make_s_curve(n, noise=0.05, random_state=random_state)[0][:, [0, 2]]
+
+
+def make_blobs(n, random_state):
+    """Five anisotropic blobs of different widths: a Gaussian mixture is the true family."""
+    centers = np.random.RandomState(0).uniform(-4, 4, (5, 2))
+    X, _ = datasets.make_blobs(n, centers=centers, cluster_std=[0.2, 0.4, 0.6, 0.3, 0.8], random_state=random_state)
+    return X @ np.array([[0.8, -0.6], [0.4, 0.9]])
+
+
+# Every 2-D shape of skebm.datasets, then four from scikit-learn that no setting was chosen on.
+SHAPES = [
+    ("eight gaussians", make_eight_gaussians),
+    ("rings", make_rings),
+    ("moons", make_moons),
+    ("spirals", make_spirals),
+    ("checkerboard", make_checkerboard),
+    ("circles (held out)", make_circles),
+    ("swiss roll (held out)", make_swiss_roll),
+    ("S-curve (held out)", make_s_curve),
+    ("blobs (held out)", make_blobs),
+]
 
 FLOW_TOYS = [
     ("rings", make_rings),
@@ -107,6 +147,28 @@ def adversarial_table(seeds):
         print(f"{kl:10.3f}{cpu:7.1f}{ours:17.3f}{theirs:13.3f}{theirs / ours:10.1f}")
 
 
+def shapes_table(seeds):
+    """(f): NCEEBM at its defaults (Fourier features) and with the raw MLP on every shape, beside KDE and GMM."""
+    print(f"(f) test NLL, median over seeds {seeds} (range); NCE's worst |quadrature - learned log Z|; CPU s")
+    print(f"{'data':<24}{'NCEEBM()':>26}{'log Z':>7}{'cpu':>6}{'network=mlp':>26}{'KDE':>8}{'GMM':>8}")
+    for name, make in SHAPES:
+        X, X_test = make(5000, random_state=0), make(5000, random_state=1)
+        row = f"{name:<24}"
+        for network in ("auto", "mlp"):
+            runs = [timed(partial(NCEEBM(network=network, random_state=seed).fit, X)) for seed in seeds]
+            nlls = sorted(-model.score(X_test) for _, _, model in runs)
+            row += f"{statistics.median(nlls):8.3f} ({nlls[0]:.3f} to {nlls[-1]:.3f})"
+            if network == "auto":
+                off = max(abs(quadrature_minus_learned(model)) for _, _, model in runs)
+                row += f"{off:7.3f}{statistics.median(run[1] for run in runs):6.1f}"
+        peers = [-fit(X).score_samples(X_test).mean() for fit in (fit_kde, fit_gmm)]
+        print(row + f"{peers[0]:8.3f}{peers[1]:8.3f}")
+
+
+def quadrature_minus_learned(model):
+    return grid_log_partition(model._score_energy, *model.module_.support_box()) - model.log_partition_
+
+
 def moons_table(seeds):
     """(e): NCE on bench_cd's two moons, skebm's defaults against ebmkit's NCE at the same budget."""
     X = make_moons(16384, random_state=0)
@@ -158,6 +220,7 @@ def main():
     parser.add_argument("--flow", action="store_true", help="run only (c), the flow noise")
     parser.add_argument("--adversarial", action="store_true", help="run only (d), AdversarialEBM")
     parser.add_argument("--moons", action="store_true", help="run only (e), NCE on two moons against ebmkit")
+    parser.add_argument("--shapes", action="store_true", help="run only (f), NCE on nine 2-D shapes")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of (c) and (d)")
     args = parser.parse_args()
     if args.flow:
@@ -168,6 +231,9 @@ def main():
         return
     if args.moons:
         moons_table(args.seeds)
+        return
+    if args.shapes:
+        shapes_table(args.seeds)
         return
     print("test NLL in nats (lower is better); gap to the true density; log Z learned and quadrature minus learned")
     print(f"{'data':<16}{'model':<30}{'NLL':>8}{'gap':>8}{'wall s':>8}{'cpu s':>8}{'log Z':>10}{'quad-lrn':>10}")
