@@ -3,7 +3,7 @@
 import copy
 import inspect
 import math
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._checks import evenly_spaced_rows
-from ._flow import FlowDensity, FlowEnergy
+from ._flow import FlowDensity, FlowEnergy, StandardizedFlow
 from ._neural import NeuralEBM, _data_box
 from ._random import numpy_seed
 from .energies import GaussianMixtureEnergy, ResidualEnergy
@@ -95,6 +95,14 @@ class NCEEBM(NeuralEBM):
         ``log Z`` misses none.
     noise_ratio : int, default=8
         Noise samples per data sample, drawn afresh each epoch.
+    noise_learning_rate : float or None, default=None
+        With ``noise="flow"``, train the flow against the energy at this Adam
+        rate (on the energy's schedule): flow contrastive estimation (Gao et
+        al., 2020). Each update moves the energy down the NCE loss and the
+        flow up it, so that the flow keeps chasing the model and the
+        classification stays hard; the flow's draws then come fresh with
+        every minibatch. The residual energy keeps the flow it started from
+        as its base. None holds the flow fixed after its maximum-likelihood fit.
     residual : bool, default=True
         When the noise is a Gaussian, a full-covariance ``GaussianMixture`` or
         the flow, let the network learn a correction to the noise's energy:
@@ -162,6 +170,7 @@ class NCEEBM(NeuralEBM):
         **NeuralEBM._parameter_constraints,
         "noise": [StrOptions({"gaussian", "uniform", "gmm", "flow"}), HasMethods(["sample", "score_samples"])],
         "noise_ratio": [Interval(Integral, 1, None, closed="left")],
+        "noise_learning_rate": [None, Interval(Real, 0, None, closed="neither")],
         "residual": ["boolean"],
         "sampler": [StrOptions({"sir", *ENERGY_SAMPLERS})],
         "network": [StrOptions({"auto", "mlp", "fourier", "conv"}), torch.nn.Module],
@@ -175,6 +184,7 @@ class NCEEBM(NeuralEBM):
         image_shape=None,
         noise="gmm",
         noise_ratio=8,
+        noise_learning_rate=None,
         residual=True,
         sampler="sir",
         step_size=0.01,
@@ -200,6 +210,7 @@ class NCEEBM(NeuralEBM):
         self.image_shape = image_shape
         self.noise = noise
         self.noise_ratio = noise_ratio
+        self.noise_learning_rate = noise_learning_rate
         self.residual = residual
         self.sampler = sampler
         self.step_size = step_size
@@ -222,8 +233,20 @@ class NCEEBM(NeuralEBM):
 
     # ------------------------------------------------------------ training
     def _initialize(self, X):
+        if self.noise_learning_rate is not None and not (isinstance(self.noise, str) and self.noise == "flow"):
+            raise ValueError(f"noise_learning_rate trains a flow noise: it needs noise='flow', not {self.noise!r}.")
         self.noise_ = self._fit_noise(X)
         super()._initialize(X)
+
+    def _trains_noise(self):
+        return self.noise_learning_rate is not None
+
+    def _parameter_groups(self):
+        groups = super()._parameter_groups()
+        if self._trains_noise():  # the flow's weights, on their own rate and the energy's schedule
+            rate, flow = self.noise_learning_rate, self.noise_.base.flow_.requires_grad_(True)
+            groups.append({"params": list(flow.parameters()), "lr": rate, "lr_scale": rate / self.learning_rate})
+        return groups
 
     def _new_module(self, n_features, box=None, generator=None):
         base = self._residual_base()
@@ -248,8 +271,8 @@ class NCEEBM(NeuralEBM):
         base = getattr(self.noise_, "base", None)
         if not self.residual:
             return None
-        if isinstance(base, FlowDensity):
-            return FlowEnergy(base)
+        if isinstance(base, FlowDensity):  # a flow trained on against the energy leaves the base its start
+            return FlowEnergy(copy.deepcopy(base) if self._trains_noise() else base)
         if not isinstance(base, GaussianMixture) or base.covariance_type != "full":
             return None
         return GaussianMixtureEnergy.from_sklearn(base)
@@ -287,7 +310,8 @@ class NCEEBM(NeuralEBM):
 
     def _base_is_shared(self):
         """Whether the energy is a correction on the noise's own base density (``residual`` with a base)."""
-        return isinstance(self.module_.network, ResidualEnergy) and isinstance(self.noise_, _WithUniform)
+        residual = isinstance(self.module_.network, ResidualEnergy)
+        return residual and isinstance(self.noise_, _WithUniform) and not self._trains_noise()
 
     def _log_densities(self, x, log_q=None):
         """``log p(x) = -E(x) - c`` of the model and ``log q(x)`` of the noise, at the rows ``x``.
@@ -298,18 +322,46 @@ class NCEEBM(NeuralEBM):
         Otherwise ``log_q`` (None: the noise's ``score_samples``) is the noise's.
         """
         c = self.module_.log_normalizer
+        if self._trains_noise():
+            if log_q is None:
+                log_q = _reversed_gradient(self._mixture_log_density(x, self._noise_flow().log_prob(x)))
+            return -self.module_(x) - c, log_q
         if not self._base_is_shared():
             if log_q is None:
                 log_q = self._as_tensor(self.noise_.score_samples(x.double().cpu().numpy()))
             return -self.module_(x) - c, log_q
-        residual, fraction = self.module_.network, self.noise_.fraction
+        residual = self.module_.network
         base_energy = residual.base(x)
         log_p = -(residual.network(x) + base_energy + self.module_.wall(x)) - c
+        return log_p, self._mixture_log_density(x, -base_energy)
+
+    def _mixture_log_density(self, x, log_base):
+        """``log((1 - f) q_base(x) + f u(x))``, the noise's log-density, from its base's at ``x``."""
+        fraction = self.noise_.fraction
         low, high = (self._as_tensor(side) for side in (self.noise_.box.low, self.noise_.box.high))
         inside = ((x >= low) & (x <= high)).all(-1)
         log_uniform = torch.where(inside, -torch.log(high - low).sum(), -torch.inf)
-        log_q = torch.logaddexp(math.log1p(-fraction) - base_energy, math.log(fraction) + log_uniform)
-        return log_p, log_q
+        return torch.logaddexp(math.log1p(-fraction) + log_base, math.log(fraction) + log_uniform)
+
+    def _noise_flow(self):
+        """The flow noise as a torch module in the rows' own units (its weights shared with ``noise_``)."""
+        base = self.noise_.base
+        return StandardizedFlow(base.flow_, base.mean_, base.scale_).to(self.device_)
+
+    def _draw_trained_noise(self, n):
+        """``n`` rows of the noise and their log q, both differentiable in the flow's weights, gradients reversed.
+
+        The flow maximizes the loss the energy minimizes: reversing the gradient that reaches its draws and
+        its log-densities lets one backward pass and one Adam step move both.
+        """
+        flow, generator = self._noise_flow(), self._generator
+        n_uniform = int((torch.rand(n, generator=generator, device=generator.device) < self.noise_.fraction).sum())
+        drawn, log_flow = flow.rsample_and_log_prob(n - n_uniform, generator)
+        seed = numpy_seed(generator)
+        uniform = self._as_tensor(self.noise_.box.sample(n_uniform, np.random.RandomState(seed)))
+        rows = torch.cat([drawn, uniform])
+        log_q = self._mixture_log_density(rows, torch.cat([log_flow, flow.log_prob(uniform)]))
+        return _reversed_gradient(rows), _reversed_gradient(log_q)
 
     def _learning_rate_schedule(self):
         # The learned log Z is one more weight of the classifier: at a constant rate it moves with the
@@ -319,7 +371,10 @@ class NCEEBM(NeuralEBM):
 
     def _begin_epoch(self, run, n_rows):
         # Fresh noise for every epoch, handed out batch by batch; its log q comes with the energy
-        # when the energy is a correction on the noise's base (see _log_densities).
+        # when the energy is a correction on the noise's base (see _log_densities). A trained
+        # noise is drawn by each batch from the flow as it is then.
+        if self._trains_noise():
+            return None
         rows, log_q = self._draw_noise(n_rows * self.noise_ratio, with_log_density=not self._base_is_shared())
         return _NoiseStream(rows, log_q)
 
@@ -340,7 +395,10 @@ class NCEEBM(NeuralEBM):
 
     def _batch_loss(self, batch, epoch=None):
         n_noise = len(batch) * self.noise_ratio
-        noise, log_q_noise = epoch.take(n_noise) if epoch is not None else self._draw_noise(n_noise)
+        if self._trains_noise():
+            noise, log_q_noise = self._draw_trained_noise(n_noise)
+        else:
+            noise, log_q_noise = epoch.take(n_noise) if epoch is not None else self._draw_noise(n_noise)
         log_p_data, log_q_data = self._log_densities(batch)
         log_p_noise, log_q_noise = self._log_densities(noise, log_q_noise)
         loss = nce_loss(log_p_data, log_q_data, log_p_noise, log_q_noise, self.noise_ratio)
@@ -370,6 +428,22 @@ class NCEEBM(NeuralEBM):
         weights = torch.softmax(log_weights.reshape(n_samples, _SIR_PROPOSALS), dim=1)
         picks = torch.multinomial(weights, 1, generator=generator).squeeze(1)
         return proposals.reshape(n_samples, _SIR_PROPOSALS, -1)[torch.arange(n_samples), picks]
+
+
+class _ReversedGradient(torch.autograd.Function):
+    """The identity forward, the gradient negated backward (Ganin & Lempitsky, 2015)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+def _reversed_gradient(x):
+    return _ReversedGradient.apply(x)
 
 
 class _NoiseStream:

@@ -108,3 +108,40 @@ def test_a_flow_that_diverges_stops_the_fit_and_keeps_the_models(moons, flow, mo
     for old, new in zip(before, after):
         np.testing.assert_array_equal(new, old)
     assert flow.n_features_in_ == 2 and nce.noise_.base.max_updates == 30
+
+
+def test_flow_contrastive_estimation_trains_the_noise_not_the_energy_base(moons, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(FlowDensity.__init__, "__defaults__", (30, None))  # a short maximum-likelihood start
+    fixed = NCEEBM(noise="flow", hidden_layer_sizes=(8,), max_updates=20, random_state=0).fit(moons)
+    trained = NCEEBM(noise="flow", noise_learning_rate=1e-2, hidden_layer_sizes=(8,), max_updates=20, random_state=0)
+    trained.fit(moons)
+    start, noise = fixed.noise_.base.flow_.state_dict(), trained.noise_.base.flow_.state_dict()
+    base = trained.module_.network.base.flow.state_dict()
+    # The noise moved away from its maximum-likelihood start; the energy's base stayed there.
+    assert any(not torch.equal(noise[key], start[key]) for key in start)
+    for key in start:
+        torch.testing.assert_close(base[key], start[key], rtol=0, atol=0)
+    assert np.all(np.isfinite(trained.score_samples(moons)))
+    skebm.save(trained, tmp_path / "fce.skebm")
+    loaded = skebm.load(tmp_path / "fce.skebm")
+    np.testing.assert_array_equal(loaded.score_samples(moons), trained.score_samples(moons))
+    np.testing.assert_array_equal(loaded.noise_.score_samples(moons), trained.noise_.score_samples(moons))
+
+
+def test_noise_learning_rate_needs_the_flow_noise(moons):
+    with pytest.raises(ValueError, match="needs noise='flow'"):
+        NCEEBM(noise_learning_rate=1e-3, max_updates=2).fit(moons)
+
+
+def test_reversed_gradient_is_the_identity_forward_and_negates_backward():
+    import torch
+
+    from skebm._nce import _reversed_gradient
+
+    x = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    y = _reversed_gradient(x)
+    torch.testing.assert_close(y, x)
+    (y * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    torch.testing.assert_close(x.grad, -torch.tensor([1.0, 2.0, 3.0]))
