@@ -104,7 +104,7 @@ class NCEEBM(NeuralEBM):
         every minibatch. The residual energy keeps the flow it started from
         as its base. None holds the flow fixed after its maximum-likelihood fit:
         at 1e-3 on five 2-D shapes the model ended level with the fixed flow's
-        (within 0.01 nats) at twice the cost, and the flow a little further
+        (within 0.01 nats) at three times the cost, and the flow a little further
         from the data (see the README).
     residual : bool, default=True
         When the noise is a Gaussian, a full-covariance ``GaussianMixture`` or
