@@ -94,13 +94,16 @@ FLOW_TOYS = [
 ]
 
 
+def quadrature_minus_learned(model):
+    return grid_log_partition(model._score_energy, *model.module_.support_box()) - model.log_partition_
+
+
 def nce_row(label, X, X_test, truth, **params):
     wall, cpu, model = timed(lambda: NCEEBM(random_state=0, **params).fit(X))
     nll = -model.score(X_test)
-    quadrature = grid_log_partition(model._score_energy, *model.module_.support_box())
     print(
         f"{'':<16}{label:<30}{nll:8.3f}{nll - truth:8.3f}{wall:8.1f}{cpu:8.1f}"
-        f"{model.log_partition_:10.3f}{quadrature - model.log_partition_:10.3f}"
+        f"{model.log_partition_:10.3f}{quadrature_minus_learned(model):10.3f}"
     )
 
 
@@ -115,8 +118,7 @@ def flow_table(seeds):
             figures = []
             for noise in ("flow", "gmm"):
                 _, cpu, model = timed(partial(NCEEBM(noise=noise, random_state=seed).fit, X))
-                quadrature = grid_log_partition(model._score_energy, *model.module_.support_box())
-                figures.append((-model.score(X_test), quadrature - model.log_partition_, cpu))
+                figures.append((-model.score(X_test), quadrature_minus_learned(model), cpu))
             _, flow_cpu, flow = timed(partial(FlowDensity(random_state=seed).fit, X))
             (nll_flow, off, cpu_flow), (nll_gmm, _, cpu_gmm) = figures
             print(
@@ -163,10 +165,6 @@ def shapes_table(seeds):
                 row += f"{off:7.3f}{statistics.median(run[1] for run in runs):6.1f}"
         peers = [-fit(X).score_samples(X_test).mean() for fit in (fit_kde, fit_gmm)]
         print(row + f"{peers[0]:8.3f}{peers[1]:8.3f}")
-
-
-def quadrature_minus_learned(model):
-    return grid_log_partition(model._score_energy, *model.module_.support_box()) - model.log_partition_
 
 
 def moons_table(seeds):
@@ -221,20 +219,13 @@ def main():
     parser.add_argument("--adversarial", action="store_true", help="run only (d), AdversarialEBM")
     parser.add_argument("--moons", action="store_true", help="run only (e), NCE on two moons against ebmkit")
     parser.add_argument("--shapes", action="store_true", help="run only (f), NCE on nine 2-D shapes")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of (c) and (d)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of (c) to (f)")
     args = parser.parse_args()
-    if args.flow:
-        flow_table(args.seeds)
-        return
-    if args.adversarial:
-        adversarial_table(args.seeds)
-        return
-    if args.moons:
-        moons_table(args.seeds)
-        return
-    if args.shapes:
-        shapes_table(args.seeds)
-        return
+    sections = {"flow": flow_table, "adversarial": adversarial_table, "moons": moons_table, "shapes": shapes_table}
+    for name, table in sections.items():
+        if getattr(args, name):  # each runs alone
+            table(args.seeds)
+            return
     print("test NLL in nats (lower is better); gap to the true density; log Z learned and quadrature minus learned")
     print(f"{'data':<16}{'model':<30}{'NLL':>8}{'gap':>8}{'wall s':>8}{'cpu s':>8}{'log Z':>10}{'quad-lrn':>10}")
     for name, make, log_density in TOYS:
