@@ -153,9 +153,11 @@ class FlowDensity(DensityMixin, BaseEstimator):
         """
         check_is_fitted(self, "flow_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        rows = torch.as_tensor((X - self.mean_) / self.scale_, dtype=torch.float32)
+        # On the flow's device: NCE's flow contrastive estimation trains it where the energy trains.
+        device = next(self.flow_.parameters()).device
+        rows = torch.as_tensor((X - self.mean_) / self.scale_, dtype=torch.float32, device=device)
         with torch.no_grad():
-            log_density = self.flow_().log_prob(rows).double().numpy()
+            log_density = self.flow_().log_prob(rows).double().cpu().numpy()
         return log_density - np.log(self.scale_).sum()
 
     def score(self, X, y=None):
@@ -178,7 +180,7 @@ class FlowDensity(DensityMixin, BaseEstimator):
         generator = make_generator(check_random_state(random_state), "cpu")
         z = torch.randn(n_samples, self.n_features_in_, generator=generator)
         with torch.no_grad():
-            rows = self.flow_().transform.inv(z).double().numpy()
+            rows = self.flow_().transform.inv(z.to(next(self.flow_.parameters()).device)).double().cpu().numpy()
         return rows * self.scale_ + self.mean_
 
 

@@ -322,7 +322,8 @@ class NCEEBM(NeuralEBM):
         With the energy a correction on the noise's base, ``E = network + base + wall`` and
         ``log q = log((1 - f) exp(-base) + f u)``: one evaluation of the base gives both, where
         scoring the noise apart would evaluate it twice per row (a flow: most of a fit's time).
-        Otherwise ``log_q`` (None: the noise's ``score_samples``) is the noise's.
+        With the flow noise trained (``noise_learning_rate``), ``log q`` is the flow's as it is now,
+        its gradient reversed. Otherwise ``log_q`` (None: the noise's ``score_samples``) is the noise's.
         """
         c = self.module_.log_normalizer
         if self._trains_noise():
