@@ -145,3 +145,30 @@ def test_reversed_gradient_is_the_identity_forward_and_negates_backward():
     torch.testing.assert_close(y, x)
     (y * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
     torch.testing.assert_close(x.grad, -torch.tensor([1.0, 2.0, 3.0]))
+
+
+def test_flow_contrastive_step_moves_the_flow_up_the_loss_and_the_energy_down(moons, monkeypatch):
+    import torch
+
+    import skebm._nce as nce_module
+
+    monkeypatch.setattr(FlowDensity.__init__, "__defaults__", (30, None))
+    model = NCEEBM(noise="flow", noise_learning_rate=1e-3, hidden_layer_sizes=(8,), max_updates=2, random_state=0)
+    model.fit(moons)
+    batch = torch.as_tensor(moons[:32], dtype=torch.float32)
+    flow, energy = model.noise_.base.flow_, model.module_.network.network
+
+    def gradients():  # of one minibatch's loss, from the same draws each time
+        model._generator.manual_seed(0)
+        model.optimizer_.zero_grad()
+        model._batch_loss(batch)[0].backward()
+        return [p.grad.clone() for p in flow.parameters()], [p.grad.clone() for p in energy.parameters()]
+
+    flow_reversed, energy_reversed = gradients()
+    monkeypatch.setattr(nce_module, "_reversed_gradient", lambda x: x)
+    flow_plain, energy_plain = gradients()
+    for reversed_grad, plain in zip(flow_reversed, flow_plain):
+        torch.testing.assert_close(reversed_grad, -plain)
+    for reversed_grad, plain in zip(energy_reversed, energy_plain):
+        torch.testing.assert_close(reversed_grad, plain)
+    assert any(g.abs().sum() > 0 for g in flow_plain)
