@@ -60,7 +60,7 @@ class AdversarialEBM(ContrastiveDivergenceEBM):
 
     Parameters
     ----------
-    network : {"mlp", "conv"} or torch.nn.Module, default="mlp"
+    network : {"mlp", "fourier", "conv"} or torch.nn.Module, default="mlp"
         The energy network, as in :class:`ContrastiveDivergenceEBM`.
     hidden_layer_sizes : tuple of int, default=(128, 128, 128)
     image_shape : tuple of int, default=None
