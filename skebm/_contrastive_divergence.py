@@ -120,7 +120,7 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         (Named ``network`` because ``energy`` is the method giving energies.)
         ``"fourier"`` reads random Fourier features of the input beside it
         (:class:`~skebm.energies.FourierMLPEnergy`, as :class:`NCEEBM` does on
-        one or two features); under Langevin chains it helped on the
+        one or two features); trained by its MCMC chains it helped on the
         checkerboard and hurt on spirals, so it is not the default here.
     hidden_layer_sizes : tuple of int, default=(128, 128, 128)
         Hidden widths of the MLP energy (why three layers: see the user
