@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._checks import evenly_spaced_rows
-from ._flow import FlowDensity, FlowEnergy, StandardizedFlow
+from ._flow import FlowDensity, FlowEnergy
 from ._neural import NeuralEBM, _data_box
 from ._random import numpy_seed
 from .energies import GaussianMixtureEnergy, ResidualEnergy
@@ -349,8 +349,7 @@ class NCEEBM(NeuralEBM):
 
     def _noise_flow(self):
         """The flow noise as a torch module in the rows' own units (its weights shared with ``noise_``)."""
-        base = self.noise_.base
-        return StandardizedFlow(base.flow_, base.mean_, base.scale_).to(self.device_)
+        return FlowEnergy(self.noise_.base).to(self.device_)
 
     def _draw_trained_noise(self, n):
         """``n`` rows of the noise and their log q, both differentiable in the flow's weights, gradients reversed.
