@@ -287,12 +287,8 @@ class NCEEBM(NeuralEBM):
         if isinstance(self.noise, str) and self.noise == "flow":
             base = FlowDensity(random_state=numpy_seed(self._generator)).fit(evenly_spaced_rows(X, _NOISE_FIT_ROWS))
         elif isinstance(self.noise, str):
-            n_components = 1 if self.noise == "gaussian" else _mixture_components(*X.shape)
-            # EM costs grow with the rows; a mixture of up to 8 components needs no more than these.
-            rows = evenly_spaced_rows(X, _NOISE_FIT_ROWS)
-            seed = numpy_seed(self._generator)
-            base = GaussianMixture(n_components, covariance_type="full", random_state=seed).fit(rows)
-            _widen_components(base, _RELATIVE_VARIANCE_FLOOR * float(np.mean(np.var(rows, axis=0))))
+            n_components = 1 if self.noise == "gaussian" else mixture_components(*X.shape)
+            base = widened_mixture(X, n_components, numpy_seed(self._generator))
         else:
             try:
                 check_is_fitted(self.noise)
@@ -461,7 +457,19 @@ class _NoiseStream:
         return self.rows[start : self.cursor], log_density
 
 
-def _mixture_components(n_samples, n_features):
+def widened_mixture(X, n_components, seed):
+    """A full-covariance ``GaussianMixture`` fitted to (up to 20,000 evenly spaced) rows of ``X``, then widened.
+
+    EM costs grow with the rows; a mixture of up to 8 components needs no
+    more than these. See :func:`_widen_components` for the widening.
+    """
+    rows = evenly_spaced_rows(X, _NOISE_FIT_ROWS)
+    mixture = GaussianMixture(n_components, covariance_type="full", random_state=seed).fit(rows)
+    _widen_components(mixture, _RELATIVE_VARIANCE_FLOOR * float(np.mean(np.var(rows, axis=0))))
+    return mixture
+
+
+def mixture_components(n_samples, n_features):
     """Components of the ``"gmm"`` noise: up to 8, each with the ``n_features + 1`` rows a full covariance needs.
 
     Fewer rows leave a component's covariance singular. Nearly singular ones

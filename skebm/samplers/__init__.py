@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 
 from ._state import ChainState, EnergyState, energy_and_grad, frozen_parameters, init_state, with_gradient
+from .annealed import annealed_langevin
 from .boltzmann import boltzmann_sweep
 from .gibbs import (
     GibbsInfo,
@@ -58,6 +59,7 @@ __all__ = [
     "TemperingInfo",
     "TemperingState",
     "advance_chain",
+    "annealed_langevin",
     "bernoulli",
     "boltzmann_sweep",
     "draw_visible",

@@ -1,0 +1,131 @@
+"""Multi-level denoising score matching: the noise-conditional energy, its loss, the probability-flow
+density and annealed sampling (ScoreMatchingEBM(method="multilevel"))."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.mixture import GaussianMixture
+
+import skebm
+from skebm import ScoreMatchingEBM
+from skebm.datasets import eight_gaussians_log_density, make_eight_gaussians
+from skebm.energies import ConvolvedGaussianMixture, ProbabilityFlowEnergy
+from skebm.losses import multilevel_denoising_score_matching_loss
+from skebm.partition import grid_log_partition
+from skebm.samplers import annealed_langevin
+
+EIGHT_CENTERS = np.c_[2 * np.cos(np.arange(8) * np.pi / 4), 2 * np.sin(np.arange(8) * np.pi / 4)]
+
+
+def eight_gaussians_smoothed():
+    """The eight-Gaussians density (std 0.2) with noise of every scale added, exactly."""
+    covariances = np.broadcast_to(0.04 * np.eye(2), (8, 2, 2))
+    return ConvolvedGaussianMixture(EIGHT_CENTERS, covariances, np.full(8, 1 / 8)).double()
+
+
+def small_fit(**params):
+    X = make_eight_gaussians(400, random_state=0)
+    settings = dict(method="multilevel", hidden_layer_sizes=(16, 16), max_updates=30, batch_size=64, random_state=0)
+    return ScoreMatchingEBM(**{**settings, **params}).fit(X), X
+
+
+def test_convolved_mixture_is_the_mixture_with_widened_covariances():
+    X = make_eight_gaussians(500, random_state=0)
+    gmm = GaussianMixture(3, covariance_type="full", random_state=0).fit(X)
+    mixture = ConvolvedGaussianMixture.from_sklearn(gmm, n_components=5).double()  # two zero-weight pads
+    sigma = 0.7
+    widened = GaussianMixture(3, covariance_type="full")
+    widened.weights_, widened.means_ = gmm.weights_, gmm.means_
+    widened.covariances_ = gmm.covariances_ + sigma**2 * np.eye(2)
+    widened.precisions_cholesky_ = np.linalg.cholesky(np.linalg.inv(widened.covariances_))
+    energies = mixture(torch.as_tensor(X[:50]), torch.full((50,), sigma, dtype=torch.float64))
+    np.testing.assert_allclose(-energies.numpy(), widened.score_samples(X[:50]), rtol=1e-5)
+
+
+def test_probability_flow_recovers_the_exact_smoothed_density():
+    # With the exact noise-conditional energy the ODE is only discretized: 32 Runge-Kutta steps over
+    # 2 decades of sigma keep its error far below the 0.01 nats asked.
+    flow = ProbabilityFlowEnergy(eight_gaussians_smoothed(), 2).double()
+    flow.set_levels(0.01, 20.0, mean=np.zeros(2), covariance=2.02 * np.eye(2))
+    X = make_eight_gaussians(1000, random_state=1)
+    log_density = -flow(torch.as_tensor(X)).numpy()
+    truth = eight_gaussians_log_density(X, std=math.sqrt(0.04 + 0.01**2))
+    assert abs(log_density.mean() - truth.mean()) < 0.01
+    assert np.abs(log_density - truth).max() < 0.05
+
+
+def test_multilevel_loss_is_smallest_at_the_true_noise_conditional_energy():
+    X = torch.as_tensor(make_eight_gaussians(4000, random_state=0))
+    truth = eight_gaussians_smoothed()
+
+    def too_wide(x, sigma):
+        return truth(x, sigma * 1.5)
+
+    def loss(energy, seed):
+        generator = torch.Generator().manual_seed(seed)
+        return float(multilevel_denoising_score_matching_loss(energy, X, 0.05, 10.0, generator).detach())
+
+    # Same noise draws for both: the paired difference is the systematic one.
+    assert all(loss(truth, seed) < loss(too_wide, seed) for seed in range(3))
+
+
+def test_annealed_chains_weigh_separated_modes_by_their_mass():
+    gen = torch.Generator().manual_seed(0)
+    weights = np.array([0.5, 0.3, 0.2])
+    energy = ConvolvedGaussianMixture([[-3.0], [0.0], [3.0]], np.full((3, 1, 1), 0.01), weights)
+    x = annealed_langevin(energy, torch.zeros(6000, 1), np.geomspace(6.0, 0.05, 20), 20, gen).numpy()[:, 0]
+    masses = np.array([(x < -1.5).mean(), (np.abs(x) <= 1.5).mean(), (x > 1.5).mean()])
+    # Four binomial standard errors at 6,000 draws.
+    assert np.all(np.abs(masses - weights) < 4 * np.sqrt(weights * (1 - weights) / 6000)), masses
+
+
+def test_multilevel_fit_is_a_normalized_density():
+    model, X = small_fit()
+    assert model.method_ == "multilevel" and model.log_partition_ == 0.0
+    assert model.noise_levels_[0] > model.noise_levels_[-1] > 0
+    low, high = X.min(axis=0) - 3, X.max(axis=0) + 3
+
+    def energy(x):
+        return torch.as_tensor(model.energy(x.numpy()))
+
+    # The ODE's density is normalized by construction, up to its discretization and the grid's.
+    assert abs(grid_log_partition(energy, low, high, n_points=80)) < 0.05
+    scores = model.score_samples(X)
+    assert np.all(np.isfinite(scores)) and scores.dtype == np.float64
+
+
+def test_multilevel_samples_are_reproducible_and_shaped():
+    model, _ = small_fit(n_sample_steps=40)
+    a, b = model.sample(50, random_state=3), model.sample(50, random_state=3)
+    assert a.shape == (50, 2) and np.array_equal(a, b)
+    assert np.all(np.isfinite(a))
+
+
+def test_multilevel_round_trips_through_safe_save(tmp_path):
+    model, X = small_fit()
+    path = tmp_path / "multilevel.skebm"
+    skebm.save(model, path)
+    loaded = skebm.load(path)
+    np.testing.assert_allclose(loaded.score_samples(X[:20]), model.score_samples(X[:20]), rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(base="gaussian"), "own base"),
+        (dict(network="conv", image_shape=(1, 1, 2)), "network"),
+        (dict(noise_levels=[0.5]), "noise_levels"),
+        (dict(noise_levels=[1.0, -0.1]), "noise_levels"),
+    ],
+)
+def test_multilevel_refuses_settings_it_cannot_use(params, message):
+    with pytest.raises(ValueError, match=message):
+        small_fit(**params)
+
+
+def test_given_levels_are_used_largest_first():
+    model, _ = small_fit(noise_levels=[0.1, 5.0, 1.0])
+    np.testing.assert_array_equal(model.noise_levels_, [5.0, 1.0, 0.1])
+    assert torch.allclose(model.module_.levels, torch.tensor([0.1, 5.0]))
