@@ -9,20 +9,29 @@
 (b) Cost of one training step (loss and backward, batch 64, the default
     128-128 MLP) of exact, sliced and denoising score matching at d = 2, 8,
     32, 128, as ratios to denoising.
+(c) ``--multilevel``: ``method="multilevel"`` at ``MULTILEVEL_PARAMS`` on eight Gaussians and
+    rings (its settings were chosen there, at seed 0) and on spirals and checkerboard (held
+    out), beside KernelDensity (CV) and GaussianMixture (BIC): test NLL, the median over
+    training seeds with the range, and the mass its annealed samples put on each mode or ring
+    (truth 1/8 or 1/3). Spirals and checkerboard have no closed-form density: NLL only.
 
 Timings are medians, wall time beside CPU time: the machines are shared.
 
-Run: ``python benchmarks/bench_score_matching.py [--max-iter N] [--seeds N] [--no-nll]``.
+Run: ``python benchmarks/bench_score_matching.py [--max-iter N] [--seeds N] [--no-nll] [--multilevel]``.
 """
 
 import argparse
+import statistics
 from functools import partial
 
+import numpy as np
 import torch
 from _timing import median_over_seeds, timed
 from bench_cd import TOYS, fit_gmm, fit_kde
 
 from skebm import ScoreMatchingEBM
+from skebm._score_matching import MULTILEVEL_PARAMS
+from skebm.datasets import make_checkerboard, make_spirals
 
 METHODS = ["exact", "sliced", "sliced_vr", "denoising"]
 
@@ -52,6 +61,42 @@ def nll_table(max_iter, seeds):
             print(f"{'':<16}{label:<26}{truth + gap:8.3f}{gap:8.3f}{spread:>18}{wall:8.1f}{cpu:8.1f}")
 
 
+def _mode_masses(name, samples):
+    """Fraction of samples nearest each mode (eight Gaussians) or ring (rings); None elsewhere."""
+    if name == "eight gaussians":
+        angles = np.round(np.arctan2(samples[:, 1], samples[:, 0]) / (np.pi / 4)) % 8
+        return np.bincount(angles.astype(int), minlength=8) / len(samples)
+    if name == "rings":
+        rings = np.clip(np.round(np.linalg.norm(samples, axis=1)), 1, 3).astype(int) - 1
+        return np.bincount(rings, minlength=3) / len(samples)
+    return None
+
+
+def multilevel_table(seeds):
+    print(f"\n(c) method='multilevel' at MULTILEVEL_PARAMS: test NLL, median over seeds {seeds} (range)")
+    print(f"{'data':<16}{'model':<26}{'NLL':>8}{'NLL over seeds':>18}{'cpu s':>8}  sample masses (worst off)")
+    shapes = [*TOYS, ("spirals", make_spirals, None), ("checkerboard", make_checkerboard, None)]
+    for name, make, log_density in shapes:
+        X, X_test = make(5000, random_state=0), make(5000, random_state=1)
+        if log_density is not None:
+            print(f"{name:<16}{'true density':<26}{-log_density(X_test).mean():8.3f}")
+        for label, fit in (("KernelDensity (CV)", fit_kde), ("GaussianMixture (BIC)", fit_gmm)):
+            print(f"{'':<16}{label:<26}{-fit(X).score_samples(X_test).mean():8.3f}")
+        fits = [timed(partial(ScoreMatchingEBM(**MULTILEVEL_PARAMS, random_state=seed).fit, X)) for seed in seeds]
+        nlls = sorted(-model.score_samples(X_test).mean() for _, _, model in fits)
+        worst = []
+        for _, _, model in fits:
+            masses = _mode_masses(name, model.sample(4000, random_state=0))
+            if masses is not None:
+                worst.append(np.abs(masses - 1 / len(masses)).max())
+        off = f"{100 * max(worst):.1f} pp at most" if worst else ""
+        cpu = statistics.median(c for _, c, _ in fits)
+        nll_range = f"{nlls[0]:.3f} to {nlls[-1]:.3f}"
+        print(
+            f"{'':<16}{'ScoreMatchingEBM multilevel':<26}{statistics.median(nlls):8.3f}{nll_range:>18}{cpu:8.1f}  {off}"
+        )
+
+
 def step_cost(repeats=5):
     print("\n(b) ms per training step (batch 64, MLP 128-128), wall and CPU; ratio of wall time to denoising")
     print(f"{'d':>5}" + "".join(f"{m:>22}" for m in METHODS))
@@ -79,7 +124,11 @@ def main():
     parser.add_argument("--max-iter", type=int, default=50, help="epochs (50 is the default)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per method (3)")
     parser.add_argument("--no-nll", action="store_true", help="skip (a)")
+    parser.add_argument("--multilevel", action="store_true", help="run (c) only")
     args = parser.parse_args()
+    if args.multilevel:
+        multilevel_table(list(range(args.seeds)))
+        return
     if not args.no_nll:
         nll_table(args.max_iter, list(range(args.seeds)))
     step_cost()

@@ -8,7 +8,7 @@ from ._dbn import DBN
 from ._latent import EllipseDecoder, LatentEnergy, LatentVariableEBM
 from ._nce import NCEEBM
 from ._rbm import RBM
-from ._score_matching import ScoreMatchingEBM
+from ._score_matching import MULTILEVEL_PARAMS, ScoreMatchingEBM
 from .persistence import load, save
 
 __version__ = "0.1.0"
@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CHAPTER7_PARAMS",
     "DBN",
+    "MULTILEVEL_PARAMS",
     "NCEEBM",
     "RBM",
     "SHORT_RUN_PARAMS",
