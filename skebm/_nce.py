@@ -7,7 +7,6 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from scipy.linalg import solve_triangular
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.mixture import GaussianMixture
@@ -17,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._checks import evenly_spaced_rows
 from ._flow import FlowDensity, FlowEnergy
+from ._mixtures import FIT_ROWS, mixture_components, widened_mixture
 from ._neural import NeuralEBM, _data_box
 from ._random import numpy_seed
 from .energies import GaussianMixtureEnergy, ResidualEnergy
@@ -27,16 +27,10 @@ __all__ = ["NCEEBM"]
 
 # Proposals drawn from the noise per sample returned by sampler="sir".
 _SIR_PROPOSALS = 64
-# The "gmm" noise: at most this many components.
-_MAX_COMPONENTS = 8
-# Rows the noise is fitted on, at most.
-_NOISE_FIT_ROWS = 20_000
 # Share of the noise drawn uniformly from the data box, whatever the noise family.
 _UNIFORM_FRACTION = 0.1
 # network="auto" reads Fourier features of this many features or fewer (see the class docstring).
 _FOURIER_MAX_FEATURES = 2
-# The narrowest a noise component may be, as a fraction of the mean feature variance: see _widen_components.
-_RELATIVE_VARIANCE_FLOOR = 1e-2
 
 
 class NCEEBM(NeuralEBM):
@@ -285,7 +279,7 @@ class NCEEBM(NeuralEBM):
         if isinstance(self.noise, str) and self.noise == "uniform":
             return _UniformBox(*box)
         if isinstance(self.noise, str) and self.noise == "flow":
-            base = FlowDensity(random_state=numpy_seed(self._generator)).fit(evenly_spaced_rows(X, _NOISE_FIT_ROWS))
+            base = FlowDensity(random_state=numpy_seed(self._generator)).fit(evenly_spaced_rows(X, FIT_ROWS))
         elif isinstance(self.noise, str):
             n_components = 1 if self.noise == "gaussian" else mixture_components(*X.shape)
             base = widened_mixture(X, n_components, numpy_seed(self._generator))
@@ -455,53 +449,6 @@ class _NoiseStream:
         start, self.cursor = self.cursor, self.cursor + n
         log_density = None if self.log_density is None else self.log_density[start : self.cursor]
         return self.rows[start : self.cursor], log_density
-
-
-def widened_mixture(X, n_components, seed):
-    """A full-covariance ``GaussianMixture`` fitted to (up to 20,000 evenly spaced) rows of ``X``, then widened.
-
-    EM costs grow with the rows; a mixture of up to 8 components needs no
-    more than these. See :func:`_widen_components` for the widening.
-    """
-    rows = evenly_spaced_rows(X, _NOISE_FIT_ROWS)
-    mixture = GaussianMixture(n_components, covariance_type="full", random_state=seed).fit(rows)
-    _widen_components(mixture, _RELATIVE_VARIANCE_FLOOR * float(np.mean(np.var(rows, axis=0))))
-    return mixture
-
-
-def mixture_components(n_samples, n_features):
-    """Components of the ``"gmm"`` noise: up to 8, each with the ``n_features + 1`` rows a full covariance needs.
-
-    Fewer rows leave a component's covariance singular. Nearly singular ones
-    are widened afterwards (:func:`_widen_components`), so no more rows per
-    component are asked for: on the selection half of ``bench_outliers.py``
-    this rule scored a mean ROC-AUC of 0.779 against 0.766 for ten rows per
-    feature (wine, 90 rows of 13 features: 0.73 with six components, 0.44
-    with one).
-    """
-    return max(1, min(_MAX_COMPONENTS, n_samples // (n_features + 1)))
-
-
-def _widen_components(gmm, floor):
-    """Widen each component of a fitted full-covariance mixture to a variance of at least ``floor`` on every axis.
-
-    EM's likelihood grows without bound as a component shrinks onto repeated
-    rows, so on tables with duplicates (http: attack rows repeated by the
-    thousand) a component collapses to a spike there, and the energy built on
-    it rates those rows the likeliest of all. With components at least a tenth
-    of a standard deviation wide (``floor`` a hundredth of the mean feature
-    variance) the noise stays a smooth cover of the data, and the network
-    learns the finer structure wherever data and noise differ. Components that
-    are wider already (the eight modes of the eight-Gaussians toy) are left
-    as they are.
-    """
-    values, vectors = np.linalg.eigh(gmm.covariances_)
-    covariances = (vectors * np.maximum(values, floor)[:, None, :]) @ vectors.transpose(0, 2, 1)
-    identity = np.eye(covariances.shape[1])
-    # The upper-triangular factors scikit-learn scores with: U with U U^T the precision.
-    factors = [solve_triangular(np.linalg.cholesky(c), identity, lower=True).T for c in covariances]
-    gmm.covariances_, gmm.precisions_cholesky_ = covariances, np.stack(factors)
-    gmm.precisions_ = gmm.precisions_cholesky_ @ gmm.precisions_cholesky_.transpose(0, 2, 1)
 
 
 class _WithUniform:

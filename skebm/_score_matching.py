@@ -7,7 +7,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._checks import evenly_spaced_rows
-from ._nce import _MAX_COMPONENTS, mixture_components, widened_mixture
+from ._mixtures import MAX_COMPONENTS, mixture_components, widened_mixture
 from ._neural import NeuralEBM
 from ._random import numpy_seed
 from .energies import ConvolvedGaussianMixture, NoiseConditionalEnergy, ProbabilityFlowEnergy
@@ -263,7 +263,7 @@ class ScoreMatchingEBM(NeuralEBM):
         self.module_ = self._new_module(X.shape[1], generator=self._generator)
         mixture = widened_mixture(X, mixture_components(*X.shape), numpy_seed(self._generator))
         conditional = self.module_.conditional
-        conditional.base.load_state_dict(ConvolvedGaussianMixture.from_sklearn(mixture, _MAX_COMPONENTS).state_dict())
+        conditional.base.load_state_dict(ConvolvedGaussianMixture.from_sklearn(mixture, MAX_COMPONENTS).state_dict())
         conditional.fit_scale(rows)
         covariance = np.atleast_2d(np.cov(rows, rowvar=False))
         self.module_.set_levels(self.noise_levels_[-1], self.noise_levels_[0], rows.mean(axis=0), covariance)
@@ -284,8 +284,8 @@ class ScoreMatchingEBM(NeuralEBM):
         if self.method != "multilevel":
             return super()._new_module(n_features, box, generator)
         # A placeholder mixture of the most components a fit uses: _initialize fits it, skebm.load reads it.
-        eye = np.broadcast_to(np.eye(n_features), (_MAX_COMPONENTS, n_features, n_features))
-        base = ConvolvedGaussianMixture(np.zeros((_MAX_COMPONENTS, n_features)), eye, np.ones(_MAX_COMPONENTS))
+        eye = np.broadcast_to(np.eye(n_features), (MAX_COMPONENTS, n_features, n_features))
+        base = ConvolvedGaussianMixture(np.zeros((MAX_COMPONENTS, n_features)), eye, np.ones(MAX_COMPONENTS))
         n_frequencies = 64 if self._network_kind(n_features) == "fourier" else 0
         sizes = tuple(self.hidden_layer_sizes)
         conditional = NoiseConditionalEnergy(n_features, sizes, base, n_frequencies, generator=generator)

@@ -280,11 +280,16 @@ def denoising_score_matching_loss(energy, x, noise_std, generator=None):
     >>> round(float(denoising_score_matching_loss(energy, x, 0.1, g).detach()), 6)
     0.0
     """
+    residual = _denoising_residual(energy, x, noise_std, generator)
+    return 0.5 * (residual * residual).sum(-1).mean()
+
+
+def _denoising_residual(energy, x, noise_std, generator):
+    """Per row, ``grad E(x~) - eps / noise_std`` with ``x~ = x + noise_std * eps``: model score minus target."""
     eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     with torch.enable_grad():
         _, grad = _input_gradient(energy, x + noise_std * eps)
-        residual = grad - eps / noise_std  # -grad E(x~) is the model's score; -eps / noise_std the target
-        return 0.5 * (residual * residual).sum(-1).mean()
+        return grad - eps / noise_std
 
 
 def multilevel_denoising_score_matching_loss(energy, x, sigma_min, sigma_max, generator=None):
@@ -333,12 +338,9 @@ def multilevel_denoising_score_matching_loss(energy, x, sigma_min, sigma_max, ge
     log_min, log_max = math.log(sigma_min), math.log(sigma_max)
     log_sigma = log_min + (log_max - log_min) * torch.rand(n, generator=generator, device=x.device, dtype=x.dtype)
     sigma = torch.exp(log_sigma)
-    eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    with torch.enable_grad():
-        noisy = (x + sigma[:, None] * eps).detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(energy(noisy, sigma).sum(), noisy, create_graph=True)
-        residual = sigma[:, None] * grad - eps
-        return 0.5 * (residual * residual).sum(-1).mean()
+    # Each row at its own level; sigma times the residual is sigma grad E(x~, sigma) - eps.
+    residual = sigma[:, None] * _denoising_residual(lambda y: energy(y, sigma), x, sigma[:, None], generator)
+    return 0.5 * (residual * residual).sum(-1).mean()
 
 
 def nce_loss(log_model_data, log_noise_data, log_model_noise, log_noise_noise, noise_ratio):
