@@ -71,14 +71,25 @@ def test_multilevel_loss_is_smallest_at_the_true_noise_conditional_energy():
     assert all(loss(truth, seed) < loss(too_wide, seed) for seed in range(3))
 
 
-def test_annealed_chains_weigh_separated_modes_by_their_mass():
+def test_annealed_chains_weigh_separated_modes_by_their_mass_and_one_level_does_not():
     gen = torch.Generator().manual_seed(0)
-    weights = np.array([0.5, 0.3, 0.2])
+    weights, n = np.array([0.5, 0.3, 0.2]), 6000
     energy = ConvolvedGaussianMixture([[-3.0], [0.0], [3.0]], np.full((3, 1, 1), 0.01), weights)
-    x = annealed_langevin(energy, torch.zeros(6000, 1), np.geomspace(6.0, 0.05, 20), 20, gen).numpy()[:, 0]
-    masses = np.array([(x < -1.5).mean(), (np.abs(x) <= 1.5).mean(), (x > 1.5).mean()])
+    # Both start where the estimator starts them: the data's Gaussian widened by the largest level
+    # (data mean -0.9, variance 5.5; sigma_max 6), and both take 20 x 20 MALA steps.
+    start = -0.9 + math.sqrt(5.5 + 36.0) * torch.randn(n, 1, generator=gen)
+    annealed = annealed_langevin(energy, start, np.geomspace(6.0, 0.05, 20), 20, gen).numpy()[:, 0]
+    one_level = annealed_langevin(energy, start, np.full(20, 0.05), 20, gen).numpy()[:, 0]
+
+    def masses(x):
+        return np.array([(x < -1.5).mean(), (np.abs(x) <= 1.5).mean(), (x > 1.5).mean()])
+
     # Four binomial standard errors at 6,000 draws.
-    assert np.all(np.abs(masses - weights) < 4 * np.sqrt(weights * (1 - weights) / 6000)), masses
+    assert np.all(np.abs(masses(annealed) - weights) < 4 * np.sqrt(weights * (1 - weights) / n)), masses(annealed)
+    # At the smallest level alone the barriers hold every chain in the basin it started in, so the
+    # masses are the start's: P(x < -1.5), P(|x| <= 1.5), P(x > 1.5) under N(-0.9, 41.5) are
+    # 0.46, 0.18, 0.36, off the truth by up to 0.16, some 25 standard errors.
+    assert np.abs(masses(one_level) - weights).max() > 0.1, masses(one_level)
 
 
 def test_multilevel_fit_is_a_normalized_density():
