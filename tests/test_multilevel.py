@@ -45,8 +45,8 @@ def test_convolved_mixture_is_the_mixture_with_widened_covariances():
 
 
 def test_probability_flow_recovers_the_exact_smoothed_density():
-    # With the exact noise-conditional energy the ODE is only discretized: 32 Runge-Kutta steps over
-    # 2 decades of sigma keep its error far below the 0.01 nats asked.
+    # With the exact noise-conditional energy the ODE is only discretized: the default 16 Runge-Kutta
+    # steps over 3.3 decades of sigma leave about 0.002 nats on average (fourth order: 0.0001 at 32).
     flow = ProbabilityFlowEnergy(eight_gaussians_smoothed(), 2).double()
     flow.set_levels(0.01, 20.0, mean=np.zeros(2), covariance=2.02 * np.eye(2))
     X = make_eight_gaussians(1000, random_state=1)
