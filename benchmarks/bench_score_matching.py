@@ -1,39 +1,48 @@
 """ScoreMatchingEBM's methods, measured in one run.
 
-(a) Test NLL (exactly normalized by quadrature) on eight Gaussians and rings
-    (5,000 training and 5,000 test points) for each method, the median over
-    training seeds (score matching cannot see the relative mass of separated
-    modes, so the seed moves it by a tenth of a nat), beside
-    KernelDensity (bandwidth by 3-fold CV), GaussianMixture (components by
-    BIC) and the true density.
+(a) Test NLL (exactly normalized: by quadrature, or by the ODE for multilevel) on
+    eight Gaussians and rings (5,000 training and 5,000 test points) for each
+    method at the estimator's defaults, the median over training seeds (score
+    matching at one level cannot see the relative mass of separated modes, so
+    the seed moves it by a tenth of a nat), beside KernelDensity (bandwidth by
+    3-fold CV), GaussianMixture (components by BIC) and the true density.
 (b) Cost of one training step (loss and backward, batch 64, the default
-    128-128 MLP) of exact, sliced and denoising score matching at d = 2, 8,
-    32, 128, as ratios to denoising.
+    128-128 MLP) of exact, sliced, denoising and multi-level denoising score
+    matching at d = 2, 8, 32, 128, as ratios to denoising (multilevel with the
+    same MLP; its mixture base and noise-level input are the extra work).
 (c) ``--multilevel``: ``method="multilevel"`` at ``MULTILEVEL_PARAMS`` on eight Gaussians and
     rings (its settings were chosen there, at seed 0) and on spirals and checkerboard (held
     out), beside KernelDensity (CV) and GaussianMixture (BIC): test NLL, the median over
     training seeds with the range, and the mass its annealed samples put on each mode or ring
     (truth 1/8 or 1/3). Spirals and checkerboard have no closed-form density: NLL only.
+(d) ``--moons``: two moons (8,192 points, noise 0.05, standardized; 8,192 more to test), multilevel
+    at ``MULTILEVEL_PARAMS`` beside ebmkit's NCSN (when installed: its noise-conditional MLP of the
+    same widths, its multi-level denoising loss, on the same levels, with the same number and size of
+    updates, Adam at a constant rate of 1e-3 as it ships) and KernelDensity and GaussianMixture. The
+    NCSN's density is read two ways: by ebmkit's own probability-flow estimator (Euler on 200 levels,
+    Hutchinson trace with 4 probes) and by skebm's ODE (RK4, exact trace) on its trained energy.
 
 Timings are medians, wall time beside CPU time: the machines are shared.
 
-Run: ``python benchmarks/bench_score_matching.py [--max-iter N] [--seeds N] [--no-nll] [--multilevel]``.
+Run: ``python benchmarks/bench_score_matching.py [--max-iter N] [--seeds N] [--no-nll] [--multilevel] [--moons]``.
 """
 
 import argparse
+import importlib.util
 import statistics
 from functools import partial
 
 import numpy as np
 import torch
 from _timing import median_over_seeds, timed
-from bench_cd import TOYS, fit_gmm, fit_kde
+from bench_cd import TOYS, _train_peer, fit_gmm, fit_kde
 
 from skebm import ScoreMatchingEBM
 from skebm._score_matching import MULTILEVEL_PARAMS
-from skebm.datasets import make_checkerboard, make_spirals
+from skebm.datasets import make_checkerboard, make_moons, make_spirals
+from skebm.energies import ProbabilityFlowEnergy
 
-METHODS = ["exact", "sliced", "sliced_vr", "denoising"]
+METHODS = ["exact", "sliced", "sliced_vr", "denoising", "multilevel"]
 
 
 def _fit_method(X, method, max_iter, seed):
@@ -97,6 +106,58 @@ def multilevel_table(seeds):
         )
 
 
+def moons_table(seeds):
+    X = make_moons(16384, random_state=0)
+    X, X_test = X[:8192], X[8192:]
+    print(f"\n(d) two moons, 8,192 points: test NLL, median over seeds {seeds} (range); cpu s per fit")
+    for label, fit in (("KernelDensity (CV)", fit_kde), ("GaussianMixture (BIC)", fit_gmm)):
+        print(f"{label:<36}{-fit(X).score_samples(X_test).mean():8.3f}")
+    rows = {}
+    for seed in seeds:
+        _, cpu, model = timed(partial(ScoreMatchingEBM(**MULTILEVEL_PARAMS, random_state=seed).fit, X))
+        rows.setdefault("skebm multilevel", []).append((-model.score(X_test), cpu))
+        if importlib.util.find_spec("ebm") is None:
+            continue
+        for name, nll, cpu in _ncsn(X, X_test, model, seed):
+            rows.setdefault(name, []).append((nll, cpu))
+    for label, results in rows.items():
+        nlls = sorted(nll for nll, _ in results)
+        cpu = statistics.median(c for _, c in results)
+        print(f"{label:<36}{statistics.median(nlls):8.3f}{f'{nlls[0]:.3f} to {nlls[-1]:.3f}':>18}{cpu:8.1f}")
+    if importlib.util.find_spec("ebm") is None:
+        print("ebmkit: not installed, skipped (pip install -e '.[bench]' to include it)")
+
+
+def _ncsn(X, X_test, ours, seed):
+    """ebmkit's NCSN on our levels and budget; its test NLL by its own ODE estimator and by ours."""
+    import ebm
+
+    levels = torch.as_tensor(ours.noise_levels_.copy(), dtype=torch.float32)
+    torch.manual_seed(seed)
+    net = ebm.nets.NoiseConditionalMLPEnergy(2, hidden=MULTILEVEL_PARAMS["hidden_layer_sizes"])
+    loss = ebm.MultiSigmaDenoisingScoreMatching(levels)
+    budget = (MULTILEVEL_PARAMS["max_updates"], MULTILEVEL_PARAMS["batch_size"])
+    _, cpu, _ = timed(partial(_train_peer, net, X, *budget, seed, lambda batch: loss(net, batch).loss))
+    test = torch.as_tensor(X_test, dtype=torch.float32)
+    fine = torch.as_tensor(np.geomspace(levels[0], levels[-1], 200), dtype=torch.float32)
+    own = torch.cat(
+        [ebm.eval.likelihood.pf_ode_log_likelihood(net, rows, fine, n_hutchinson=4) for rows in test.split(2048)]
+    )
+    flow = ProbabilityFlowEnergy(net, 2).double()
+    flow.load_state_dict(
+        {
+            **flow.state_dict(),
+            **{k: v for k, v in ours.module_.state_dict().items() if k in ("levels", "mean", "covariance")},
+        }
+    )
+    with torch.no_grad():
+        ode = torch.cat([flow(rows) for rows in test.double().split(2048)])
+    return [
+        ("ebmkit NCSN, its ODE estimator", -float(own.mean()), cpu),
+        ("ebmkit NCSN, skebm's ODE", float(ode.mean()), cpu),
+    ]
+
+
 def step_cost(repeats=5):
     print("\n(b) ms per training step (batch 64, MLP 128-128), wall and CPU; ratio of wall time to denoising")
     print(f"{'d':>5}" + "".join(f"{m:>22}" for m in METHODS))
@@ -104,7 +165,8 @@ def step_cost(repeats=5):
         X = torch.randn(256, d, generator=torch.Generator().manual_seed(0)).numpy()
         costs = {}
         for method in METHODS:
-            model = ScoreMatchingEBM(method=method, max_iter=1, log_partition=None, random_state=0).fit(X)
+            params = dict(method=method, network="mlp", max_iter=1, log_partition=None, random_state=0)
+            model = ScoreMatchingEBM(**params).fit(X)
             batch = model._as_tensor(X[:64])
 
             def step(model=model, batch=batch):
@@ -116,7 +178,7 @@ def step_cost(repeats=5):
         base = costs["denoising"][0]
         row = "".join(f"{1000 * w:8.2f} {1000 * c:6.2f} {w / base:5.1f}x" for w, c in costs.values())
         print(f"{d:>5}{row}")
-    print("(goal: at d = 128, sliced at least 10 times faster per step than exact)")
+    print("(goals: at d = 128, sliced at least 10 times faster per step than exact; multilevel at most 1.5x denoising)")
 
 
 def main():
@@ -125,7 +187,11 @@ def main():
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per method (3)")
     parser.add_argument("--no-nll", action="store_true", help="skip (a)")
     parser.add_argument("--multilevel", action="store_true", help="run (c) only")
+    parser.add_argument("--moons", action="store_true", help="run (d) only")
     args = parser.parse_args()
+    if args.moons:
+        moons_table(list(range(args.seeds)))
+        return
     if args.multilevel:
         multilevel_table(list(range(args.seeds)))
         return

@@ -140,3 +140,16 @@ def test_given_levels_are_used_largest_first():
     model, _ = small_fit(noise_levels=[0.1, 5.0, 1.0])
     np.testing.assert_array_equal(model.noise_levels_, [5.0, 1.0, 0.1])
     assert torch.allclose(model.module_.levels, torch.tensor([0.1, 5.0]))
+
+
+def test_level_energies_are_the_conditional_energy_at_each_level():
+    model, X = small_fit()
+    energies = model.level_energies(X[:7])
+    assert energies.shape == (7, len(model.noise_levels_)) and energies.dtype == np.float64
+    conditional = model.module_.conditional.double()
+    rows = torch.as_tensor(X[:7])
+    for k in (0, len(model.noise_levels_) - 1):
+        sigma = torch.full((7,), float(model.noise_levels_[k]), dtype=torch.float64)
+        np.testing.assert_allclose(energies[:, k], conditional(rows, sigma).detach().numpy(), rtol=1e-12)
+    with pytest.raises(AttributeError, match="multilevel"):
+        ScoreMatchingEBM(method="denoising", max_iter=1, log_partition=None, random_state=0).fit(X).level_energies(X)
