@@ -112,19 +112,17 @@ def moons_table(seeds):
     print(f"\n(d) two moons, 8,192 points: test NLL, median over seeds {seeds} (range); cpu s per fit")
     for label, fit in (("KernelDensity (CV)", fit_kde), ("GaussianMixture (BIC)", fit_gmm)):
         print(f"{label:<36}{-fit(X).score_samples(X_test).mean():8.3f}")
-    rows = {}
+    rows, has_ebmkit = {}, importlib.util.find_spec("ebm") is not None
     for seed in seeds:
         _, cpu, model = timed(partial(ScoreMatchingEBM(**MULTILEVEL_PARAMS, random_state=seed).fit, X))
         rows.setdefault("skebm multilevel", []).append((-model.score(X_test), cpu))
-        if importlib.util.find_spec("ebm") is None:
-            continue
-        for name, nll, cpu in _ncsn(X, X_test, model, seed):
+        for name, nll, cpu in _ncsn(X, X_test, model, seed) if has_ebmkit else ():
             rows.setdefault(name, []).append((nll, cpu))
     for label, results in rows.items():
         nlls = sorted(nll for nll, _ in results)
         cpu = statistics.median(c for _, c in results)
         print(f"{label:<36}{statistics.median(nlls):8.3f}{f'{nlls[0]:.3f} to {nlls[-1]:.3f}':>18}{cpu:8.1f}")
-    if importlib.util.find_spec("ebm") is None:
+    if not has_ebmkit:
         print("ebmkit: not installed, skipped (pip install -e '.[bench]' to include it)")
 
 
@@ -144,12 +142,8 @@ def _ncsn(X, X_test, ours, seed):
         [ebm.eval.likelihood.pf_ode_log_likelihood(net, rows, fine, n_hutchinson=4) for rows in test.split(2048)]
     )
     flow = ProbabilityFlowEnergy(net, 2).double()
-    flow.load_state_dict(
-        {
-            **flow.state_dict(),
-            **{k: v for k, v in ours.module_.state_dict().items() if k in ("levels", "mean", "covariance")},
-        }
-    )
+    sigma_min, sigma_max = ours.module_.levels.tolist()
+    flow.set_levels(sigma_min, sigma_max, ours.module_.mean.cpu(), ours.module_.covariance.cpu())
     with torch.no_grad():
         ode = torch.cat([flow(rows) for rows in test.double().split(2048)])
     return [
