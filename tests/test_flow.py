@@ -1,5 +1,7 @@
 """The normalizing-flow noise of NCEEBM(noise="flow")."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -172,3 +174,13 @@ def test_flow_contrastive_step_moves_the_flow_up_the_loss_and_the_energy_down(mo
     for reversed_grad, plain in zip(energy_reversed, energy_plain):
         torch.testing.assert_close(reversed_grad, plain)
     assert any(g.abs().sum() > 0 for g in flow_plain)
+
+
+def test_a_flow_collapsing_onto_a_repeated_row_is_named(moons):
+    X = moons.copy()
+    X[5:] = X[0]  # 396 of the 400 rows at one point: a spike has unbounded likelihood there
+    with pytest.warns(UserWarning, match=r"repeated in 396 of the 400 rows.*collapses onto it"):
+        FlowDensity(max_updates=60, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # rows of continuous data: no repeats, no warning
+        FlowDensity(max_updates=5, random_state=0).fit(moons)
