@@ -47,7 +47,9 @@ def expected_failures(estimator):
         ContrastiveDivergenceEBM(**FAST),
         NCEEBM(hidden_layer_sizes=(8,), max_iter=2, n_sample_steps=2, random_state=0),
         ScoreMatchingEBM(hidden_layer_sizes=(8,), max_iter=2, n_sample_steps=2, ais_steps=10, random_state=0),
-        ScoreMatchingEBM(method="multilevel", hidden_layer_sizes=(8,), max_updates=10, n_sample_steps=4, random_state=0),
+        ScoreMatchingEBM(
+            method="multilevel", hidden_layer_sizes=(8,), max_updates=10, n_sample_steps=4, random_state=0
+        ),
         AdversarialEBM(hidden_layer_sizes=(8,), max_iter=2, generator_pretraining=5, ais_steps=10, random_state=0),
         # The lecture's ellipse decoder reads exactly two features; the checks use many shapes.
         LatentVariableEBM(decoder="mlp", hidden_layer_sizes=(8,), n_grid=64, max_iter=2, random_state=0),
