@@ -134,7 +134,8 @@ def _ncsn(X, X_test, ours, seed):
     torch.manual_seed(seed)
     net = ebm.nets.NoiseConditionalMLPEnergy(2, hidden=MULTILEVEL_PARAMS["hidden_layer_sizes"])
     loss = ebm.MultiSigmaDenoisingScoreMatching(levels)
-    budget = (MULTILEVEL_PARAMS["max_updates"], MULTILEVEL_PARAMS["batch_size"])
+    _epochs, _rows, n_updates = ours._epoch_plan(len(X), ours.max_iter)  # the updates our fit made
+    budget = (n_updates, ours.batch_size)
     _, cpu, _ = timed(partial(_train_peer, net, X, *budget, seed, lambda batch: loss(net, batch).loss))
     test = torch.as_tensor(X_test, dtype=torch.float32)
     fine = torch.as_tensor(np.geomspace(levels[0], levels[-1], 200), dtype=torch.float32)
