@@ -87,8 +87,8 @@ def multilevel_table(seeds):
     shapes = [*TOYS, ("spirals", make_spirals, None), ("checkerboard", make_checkerboard, None)]
     for name, make, log_density in shapes:
         X, X_test = make(5000, random_state=0), make(5000, random_state=1)
-        if log_density is not None:
-            print(f"{name:<16}{'true density':<26}{-log_density(X_test).mean():8.3f}")
+        truth = f"{-log_density(X_test).mean():8.3f}" if log_density else "   (none)"
+        print(f"{name:<16}{'true density':<26}{truth}")
         for label, fit in (("KernelDensity (CV)", fit_kde), ("GaussianMixture (BIC)", fit_gmm)):
             print(f"{'':<16}{label:<26}{-fit(X).score_samples(X_test).mean():8.3f}")
         fits = [timed(partial(ScoreMatchingEBM(**MULTILEVEL_PARAMS, random_state=seed).fit, X)) for seed in seeds]
