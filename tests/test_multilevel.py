@@ -153,3 +153,18 @@ def test_level_energies_are_the_conditional_energy_at_each_level():
         np.testing.assert_allclose(energies[:, k], conditional(rows, sigma).detach().numpy(), rtol=1e-12)
     with pytest.raises(AttributeError, match="multilevel"):
         ScoreMatchingEBM(method="denoising", max_iter=1, log_partition=None, random_state=0).fit(X).level_energies(X)
+
+
+def test_plot_chain_shows_the_annealed_chains_from_the_gaussian_start():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from skebm.plotting import plot_chain
+
+    model, X = small_fit(n_sample_steps=40)
+    fig = plot_chain(model, n_chains=200, n_snapshots=3, random_state=1)
+    start, end = (fig.axes[k].collections[0].get_offsets() for k in (0, -1))
+    np.testing.assert_allclose(end, model.sample(200, random_state=1))
+    # The chains start from the data's Gaussian widened by the largest level (several units here),
+    # far wider than the rows' radii (2, with a spread of about 0.2).
+    assert np.linalg.norm(start, axis=1).std() > 2 * np.linalg.norm(X, axis=1).std()
