@@ -1,6 +1,5 @@
 """Score matching: exact, sliced and denoising."""
 
-import copy
 from numbers import Integral, Real
 
 import numpy as np
@@ -359,7 +358,7 @@ class ScoreMatchingEBM(NeuralEBM):
                 f"level_energies needs method='multilevel'; this model was fitted with {self.method_!r}."
             )
         X = validate_data(self, X, accept_sparse=self._accept_sparse, dtype=np.float64, reset=False)
-        conditional = copy.deepcopy(self.module_.conditional).double().eval()
+        conditional = self._float64_energy().conditional
 
         def at_every_level(rows):
             return torch.stack(
