@@ -105,16 +105,21 @@ def table_name(path):
     return path.stem.split("_", 1)[1]
 
 
+def split_table(X, y, seed, max_train):
+    """The protocol's split: stratified 70/30, at most ``max_train`` training rows, MinMax fitted on training."""
+    X_train, X_test, _, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
+    if max_train and len(X_train) > max_train:
+        X_train = X_train[np.random.default_rng(seed).choice(len(X_train), max_train, replace=False)]
+    scaler = MinMaxScaler().fit(X_train)
+    return scaler.transform(X_train), scaler.transform(X_test), y_test
+
+
 def evaluate(path, only, max_train, seeds=SEEDS, verbose=0):
     data = np.load(path, allow_pickle=False)
     X, y = data["X"].astype(np.float64), data["y"].astype(int)
     aucs, times = {}, {}
     for seed in seeds:
-        X_train, X_test, _, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
-        if max_train and len(X_train) > max_train:
-            X_train = X_train[np.random.default_rng(seed).choice(len(X_train), max_train, replace=False)]
-        scaler = MinMaxScaler().fit(X_train)
-        X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+        X_train, X_test, y_test = split_table(X, y, seed, max_train)
         for name, detector in detectors(seed, verbose).items():
             if (only and name not in only) or (not only and name in OPT_IN):
                 continue

@@ -24,11 +24,11 @@ import warnings
 
 import numpy as np
 import torch
-from bench_outliers import DEFAULT_DATA, HELD_OUT, SELECTION, table_name
+from bench_outliers import DEFAULT_DATA, HELD_OUT, SELECTION, split_table, table_name
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from sklearn.preprocessing import StandardScaler
 
 from skebm import ScoreMatchingEBM
 
@@ -44,13 +44,10 @@ class _RankingOnly(ScoreMatchingEBM):
 
 
 def split(X, y, seed):
-    X_train, X_test, _, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
-    if len(X_train) > MAX_TRAIN:
-        X_train = X_train[np.random.default_rng(seed).choice(len(X_train), MAX_TRAIN, replace=False)]
+    """``bench_outliers``'s split, the test part capped at ``MAX_TEST`` stratified rows, then standardized."""
+    X_train, X_test, y_test = split_table(X, y, seed, MAX_TRAIN)
     if len(X_test) > MAX_TEST:
         X_test, _, y_test, _ = train_test_split(X_test, y_test, train_size=MAX_TEST, stratify=y_test, random_state=seed)
-    scaling = MinMaxScaler().fit(X_train)
-    X_train, X_test = scaling.transform(X_train), scaling.transform(X_test)
     scaling = StandardScaler().fit(X_train)
     return scaling.transform(X_train), scaling.transform(X_test), y_test
 
