@@ -153,27 +153,37 @@ def _ncsn(X, X_test, ours, seed):
     ]
 
 
-def step_cost(repeats=5):
-    print("\n(b) ms per training step (batch 64, MLP 128-128), wall and CPU; ratio of wall time to denoising")
+def step_cost(repeats=5, steps=20):
+    """(b): one training update (loss, backward to the weights, Adam) of each method, timed in turns.
+
+    Each figure is the median over ``repeats`` blocks of ``steps`` updates, the methods' blocks
+    interleaved, so that a burst of load on the shared machine falls on all of them alike.
+    """
+    print(f"\n(b) ms per training update (batch 64, MLP 128-128), median of {repeats} blocks of {steps}, wall and CPU;")
+    print("ratio of wall time to denoising")
     print(f"{'d':>5}" + "".join(f"{m:>22}" for m in METHODS))
     for d in (2, 8, 32, 128):
         X = torch.randn(256, d, generator=torch.Generator().manual_seed(0)).numpy()
-        costs = {}
-        for method in METHODS:
-            params = dict(method=method, network="mlp", max_iter=1, log_partition=None, random_state=0)
-            model = ScoreMatchingEBM(**params).fit(X)
-            batch = model._as_tensor(X[:64])
-
-            def step(model=model, batch=batch):
-                model.optimizer_.zero_grad()
-                model._loss(batch).backward()
-
-            step()
-            costs[method] = timed(step, repeats)[:2]
+        updates = {method: _update(method, X) for method in METHODS}
+        blocks = {method: [] for method in METHODS}
+        for _ in range(repeats):
+            for method, update in updates.items():
+                blocks[method].append(timed(lambda update=update: [update() for _ in range(steps)])[:2])
+        costs = {m: [statistics.median(block[i] for block in b) / steps for i in (0, 1)] for m, b in blocks.items()}
         base = costs["denoising"][0]
-        row = "".join(f"{1000 * w:8.2f} {1000 * c:6.2f} {w / base:5.1f}x" for w, c in costs.values())
+        row = "".join(f"{1000 * w:8.2f} {1000 * c:6.2f} {w / base:5.2f}x" for w, c in costs.values())
         print(f"{d:>5}{row}")
     print("(goals: at d = 128, sliced at least 10 times faster per step than exact; multilevel at most 1.5x denoising)")
+
+
+def _update(method, X):
+    """One training update of a model of ``method`` fitted for an epoch to ``X``, on its first 64 rows."""
+    params = dict(method=method, network="mlp", max_iter=1, log_partition=None, random_state=0)
+    model = ScoreMatchingEBM(**params).fit(X)
+    model._decay = None  # the constant rate: the schedule belongs to a call to fit
+    batch = model._as_tensor(X[:64])
+    model._train_step(batch, None)  # the first update allocates what the others reuse
+    return partial(model._train_step, batch, None)
 
 
 def main():

@@ -747,7 +747,11 @@ class GradientEBM(BaseEBM):
         loss, metrics = self._batch_loss(batch, epoch)
         self._check_finite(metrics)  # before the step, so a bad loss never reaches the weights
         self.optimizer_.zero_grad(set_to_none=True)
-        loss.backward()
+        # Gradients for the trained weights only: a score-matching loss also reaches the rows it
+        # differentiated the energy at, and filling their gradient is one more pass back through the
+        # energy that nothing reads (a sixth of a multi-level update at d = 2, a quarter at d = 128).
+        trained = [weight for group in self.optimizer_.param_groups for weight in group["params"]]
+        loss.backward(inputs=[weight for weight in trained if weight.requires_grad])
         if self._decay is not None:
             self._set_learning_rate(self._decay.next_rate())  # one step of the schedule per update
         self.optimizer_.step()

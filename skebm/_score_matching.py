@@ -152,6 +152,9 @@ class ScoreMatchingEBM(NeuralEBM):
         The denoising scale used: ``noise_std``, with ``"auto"`` resolved.
     noise_levels_ : ndarray of shape (n_levels,)
         With ``"multilevel"``: the levels used, largest first.
+    n_mixture_components_ : int
+        With ``"multilevel"``: the components of the Gaussian mixture under
+        the energy (up to 8, each with ``n_features + 1`` rows).
     module_ : torch.nn.Module
     log_partition_ : float
     log_partition_std_ : float
@@ -271,8 +274,11 @@ class ScoreMatchingEBM(NeuralEBM):
         self.noise_levels_ = self._levels(rows)
         self.module_ = self._new_module(X.shape[1], generator=self._generator)
         mixture = widened_mixture(X, mixture_components(*X.shape), numpy_seed(self._generator))
+        # The base holds the fitted components only: a base padded to the most a fit can use makes every
+        # row pay for the placeholders (seven of eight on 256 rows of 128 features).
+        self.n_mixture_components_ = mixture.n_components
         conditional = self.module_.conditional
-        conditional.base.load_state_dict(ConvolvedGaussianMixture.from_sklearn(mixture, MAX_COMPONENTS).state_dict())
+        conditional.base = ConvolvedGaussianMixture.from_sklearn(mixture)
         conditional.fit_scale(rows)
         covariance = np.atleast_2d(np.cov(rows, rowvar=False))
         self.module_.set_levels(self.noise_levels_[-1], self.noise_levels_[0], rows.mean(axis=0), covariance)
@@ -292,9 +298,13 @@ class ScoreMatchingEBM(NeuralEBM):
     def _new_module(self, n_features, box=None, generator=None):
         if self.method != "multilevel":
             return super()._new_module(n_features, box, generator)
-        # A placeholder mixture of the most components a fit uses: _initialize fits it, skebm.load reads it.
-        eye = np.broadcast_to(np.eye(n_features), (MAX_COMPONENTS, n_features, n_features))
-        base = ConvolvedGaussianMixture(np.zeros((MAX_COMPONENTS, n_features)), eye, np.ones(MAX_COMPONENTS))
+        # A placeholder mixture: _initialize fits it, skebm.load reads it. Files saved before the
+        # count was kept hold the most components a fit uses, padded with zero weights.
+        n_components = getattr(self, "n_mixture_components_", MAX_COMPONENTS)
+        if not isinstance(n_components, int) or not 1 <= n_components <= MAX_COMPONENTS:
+            raise ValueError(f"n_mixture_components_ must be an integer from 1 to {MAX_COMPONENTS}: {n_components!r}")
+        eye = np.broadcast_to(np.eye(n_features), (n_components, n_features, n_features))
+        base = ConvolvedGaussianMixture(np.zeros((n_components, n_features)), eye, np.ones(n_components))
         n_frequencies = 64 if self._network_kind(n_features) == "fourier" else 0
         sizes = tuple(self.hidden_layer_sizes)
         conditional = NoiseConditionalEnergy(n_features, sizes, base, n_frequencies, generator=generator)

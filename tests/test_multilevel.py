@@ -122,6 +122,30 @@ def test_multilevel_round_trips_through_safe_save(tmp_path):
     np.testing.assert_allclose(loaded.score_samples(X[:20]), model.score_samples(X[:20]), rtol=1e-10)
 
 
+def test_multilevel_base_holds_only_the_fitted_components(tmp_path):
+    # 40 rows of 7 features give each full covariance its 8 rows in 5 components, not the most (8):
+    # every training row and ODE step pays for each component the base holds.
+    X = np.random.default_rng(0).normal(size=(40, 7))
+    model = ScoreMatchingEBM(method="multilevel", hidden_layer_sizes=(8,), max_updates=2, random_state=0).fit(X)
+    assert model.n_mixture_components_ == 5
+    assert model.module_.conditional.base.means.shape == (5, 7)
+    path = tmp_path / "five.skebm"
+    skebm.save(model, path)
+    np.testing.assert_allclose(skebm.load(path).score_samples(X[:5]), model.score_samples(X[:5]), rtol=1e-10)
+
+
+def test_load_refuses_a_mixture_count_out_of_range(tmp_path):
+    from test_persistence_redteam import forge, read_parts
+
+    model, _ = small_fit()
+    path = tmp_path / "genuine.skebm"
+    skebm.save(model, path)
+    header, tensors = read_parts(path)
+    header["fitted"]["n_mixture_components_"]["value"] = 10**9
+    with pytest.raises(ValueError, match="n_mixture_components_"):
+        skebm.load(forge(tmp_path / "forged.skebm", header, tensors))
+
+
 @pytest.mark.parametrize(
     "params, message",
     [
