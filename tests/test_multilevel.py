@@ -134,14 +134,18 @@ def test_multilevel_base_holds_only_the_fitted_components(tmp_path):
     np.testing.assert_allclose(skebm.load(path).score_samples(X[:5]), model.score_samples(X[:5]), rtol=1e-10)
 
 
-def test_load_refuses_a_mixture_count_out_of_range(tmp_path):
+def test_load_reads_files_without_the_mixture_count_and_refuses_one_out_of_range(tmp_path):
     from test_persistence_redteam import forge, read_parts
 
-    model, _ = small_fit()
+    model, X = small_fit()
+    assert model.n_mixture_components_ == 8  # what files saved before the count was kept all held
     path = tmp_path / "genuine.skebm"
     skebm.save(model, path)
     header, tensors = read_parts(path)
-    header["fitted"]["n_mixture_components_"]["value"] = 10**9
+    count = header["fitted"].pop("n_mixture_components_")
+    older = skebm.load(forge(tmp_path / "older.skebm", header, tensors))
+    np.testing.assert_allclose(older.score_samples(X[:5]), model.score_samples(X[:5]), rtol=1e-10)
+    header["fitted"]["n_mixture_components_"] = dict(count, value=10**9)
     with pytest.raises(ValueError, match="n_mixture_components_"):
         skebm.load(forge(tmp_path / "forged.skebm", header, tensors))
 
