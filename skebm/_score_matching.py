@@ -18,7 +18,7 @@ from .losses import (
     multilevel_denoising_score_matching_loss,
     sliced_score_matching_loss,
 )
-from .samplers import annealed_langevin
+from .samplers import ENERGY_SAMPLERS, annealed_langevin
 
 __all__ = ["MULTILEVEL_PARAMS", "ScoreMatchingEBM"]
 
@@ -31,6 +31,7 @@ _UNSMOOTHED_MAX_FEATURES = 2
 # chosen on rings at seed 0 (0.01: +0.13 nats, 0.03: +0.08, 0.05: +0.10).
 _SMALLEST_LEVEL_FRACTION = 0.03
 _N_AUTO_LEVELS = 20
+_ODE_NEEDS_MULTILEVEL = "sampler='ode' follows the probability-flow ODE of method='multilevel'; pick an MCMC sampler."
 
 #: The training budget of ``method="multilevel"``, chosen on rings and eight Gaussians at seed 0:
 #: ``ScoreMatchingEBM(**MULTILEVEL_PARAMS)``. One energy learns every level, so it needs more
@@ -122,7 +123,12 @@ class ScoreMatchingEBM(NeuralEBM):
         As in :class:`ContrastiveDivergenceEBM` (the default MLP is smooth,
         as score matching needs second derivatives).
     sampler, step_size, noise_scale, grad_clip, n_sample_steps
-        MCMC settings for :meth:`sample`.
+        MCMC settings for :meth:`sample`. With ``"multilevel"``, ``sampler="ode"``
+        draws by the probability-flow ODE (:meth:`ProbabilityFlowEnergy.transport
+        <skebm.energies.ProbabilityFlowEnergy.transport>`): from the Gaussian
+        of the largest level, the map that defines the density run backwards,
+        so the draws follow :meth:`score_samples`' density; any other sampler
+        anneals MALA chains down the levels, ``n_sample_steps`` in all.
     max_iter : int, default=50
     max_updates : int or None, default=2000
         The training budget: at most this many minibatch updates in a call to
@@ -182,6 +188,7 @@ class ScoreMatchingEBM(NeuralEBM):
         "projection": [StrOptions({"rademacher", "gaussian"})],
         "noise_std": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "base": [StrOptions({"gaussian"}), None],
+        "sampler": [StrOptions({*ENERGY_SAMPLERS, "ode"})],
     }
 
     def __init__(
@@ -250,6 +257,8 @@ class ScoreMatchingEBM(NeuralEBM):
     def _validate_params(self):
         super()._validate_params()
         if self.method != "multilevel":
+            if self.sampler == "ode":
+                raise ValueError(_ODE_NEEDS_MULTILEVEL)
             return
         if self.base is not None:
             raise ValueError("method='multilevel' has its own base (a Gaussian mixture); leave base=None.")
@@ -322,15 +331,17 @@ class ScoreMatchingEBM(NeuralEBM):
         return super()._compute_log_partition(X)
 
     def _sample(self, n_samples, generator, callback=None):
-        """Annealed MALA down ``noise_levels_`` from the Gaussian of the largest level (multilevel)."""
+        """Multilevel: from the Gaussian of the largest level, annealed MALA down ``noise_levels_`` or the ODE."""
         if self.method_ != "multilevel":
+            if self.sampler == "ode":
+                raise ValueError(_ODE_NEEDS_MULTILEVEL)
             return super()._sample(n_samples, generator, callback)
         flow = self.module_
-        covariance = flow.covariance + flow.levels[1] ** 2 * torch.eye(len(flow.mean), device=self.device_)
-        noise = torch.randn(n_samples, len(flow.mean), generator=generator, device=self.device_)
-        start = flow.mean + noise @ torch.linalg.cholesky(covariance).T
+        start = flow.draw_endpoint(n_samples, generator)
         if callback is not None:
             callback(-1, start)
+        if self.sampler == "ode":
+            return flow.transport(start, callback)
         steps_per_level = max(1, self._setting("n_sample_steps") // len(self.noise_levels_))
         return annealed_langevin(flow.conditional, start, self.noise_levels_, steps_per_level, generator, callback)
 

@@ -578,34 +578,74 @@ class ProbabilityFlowEnergy(nn.Module):
         self.mean.copy_(torch.as_tensor(np.asarray(mean)))
         self.covariance.copy_(torch.as_tensor(np.asarray(covariance)))
 
-    def _field(self, x, log_sigma):
-        """``sigma^2 grad E`` and ``sigma^2 laplacian E`` at ``x``, all rows at one level."""
+    def _field(self, x, log_sigma, with_laplacian=True):
+        """``sigma^2 grad E`` and ``sigma^2 laplacian E`` (None without ``with_laplacian``) at ``x``, one level."""
         sigma = torch.exp(log_sigma).expand(x.shape[0])
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.conditional(x, sigma).sum(), x, create_graph=True)
+            energy = self.conditional(x, sigma).sum()
+            (grad,) = torch.autograd.grad(energy, x, create_graph=with_laplacian)
+            if not with_laplacian:
+                return sigma[:, None] ** 2 * grad.detach(), None
             laplacian = sum(
                 torch.autograd.grad(grad[:, i].sum(), x, retain_graph=True)[0][:, i] for i in range(x.shape[1])
             )
         return sigma[:, None] ** 2 * grad.detach(), sigma**2 * laplacian.detach()
 
-    def forward(self, x):
-        start, stop = torch.log(self.levels[0]), torch.log(self.levels[1])
+    def _integrate(self, x, start, stop, with_laplacian=True, callback=None):
+        """Runge-Kutta from ``log sigma = start`` to ``stop``: the rows' ends and the Laplacian term's integral."""
         h = (stop - start) / self.n_steps
         change = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         for i in range(self.n_steps):
             t = start + i * h
-            k1, l1 = self._field(x, t)
-            k2, l2 = self._field(x + 0.5 * h * k1, t + 0.5 * h)
-            k3, l3 = self._field(x + 0.5 * h * k2, t + 0.5 * h)
-            k4, l4 = self._field(x + h * k3, t + h)
+            k1, l1 = self._field(x, t, with_laplacian)
+            k2, l2 = self._field(x + 0.5 * h * k1, t + 0.5 * h, with_laplacian)
+            k3, l3 = self._field(x + 0.5 * h * k2, t + 0.5 * h, with_laplacian)
+            k4, l4 = self._field(x + h * k3, t + h, with_laplacian)
             x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-            change = change + h / 6 * (l1 + 2 * l2 + 2 * l3 + l4)
+            if with_laplacian:
+                change = change + h / 6 * (l1 + 2 * l2 + 2 * l3 + l4)
+            if callback is not None:
+                callback(i, x)
+        return x, change
+
+    def forward(self, x):
+        x, change = self._integrate(x, torch.log(self.levels[0]), torch.log(self.levels[1]))
         return -(self._endpoint_log_density(x) + change)
 
+    @torch.no_grad()
+    def transport(self, z, callback=None):
+        """Rows drawn from the Gaussian of the largest level, carried down the ODE: draws from this density.
+
+        The map that defines the density, run backwards: ``z`` drawn from
+        ``N(mean, covariance + sigma_max^2 I)`` (:meth:`draw_endpoint`) lands
+        distributed as ``exp(-forward(x))``, up to the Runge-Kutta error. No
+        Laplacian is needed, so a step costs one backward pass.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (n, n_features)
+        callback : callable, default=None
+            Called as ``callback(step, rows)`` after each Runge-Kutta step.
+
+        Returns
+        -------
+        x : torch.Tensor of shape (n, n_features)
+        """
+        return self._integrate(z, torch.log(self.levels[1]), torch.log(self.levels[0]), False, callback)[0]
+
+    def draw_endpoint(self, n, generator=None):
+        """``n`` rows of the Gaussian at the largest level, where the ODE starts its draws and ends its paths."""
+        covariance = self._endpoint_covariance()
+        noise = torch.randn(n, len(self.mean), generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        return self.mean + noise @ torch.linalg.cholesky(covariance).T
+
+    def _endpoint_covariance(self):
+        eye = torch.eye(len(self.mean), dtype=self.mean.dtype, device=self.mean.device)
+        return self.covariance + self.levels[1] ** 2 * eye
+
     def _endpoint_log_density(self, x):
-        covariance = self.covariance + self.levels[1] ** 2 * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
-        return torch.distributions.MultivariateNormal(self.mean, covariance).log_prob(x)
+        return torch.distributions.MultivariateNormal(self.mean, self._endpoint_covariance()).log_prob(x)
 
 
 class ResidualEnergy(nn.Module):

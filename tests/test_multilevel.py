@@ -10,6 +10,7 @@ from sklearn.mixture import GaussianMixture
 
 import skebm
 from skebm import ScoreMatchingEBM
+from skebm._random import make_generator
 from skebm.datasets import eight_gaussians_log_density, make_eight_gaussians
 from skebm.energies import ConvolvedGaussianMixture, ProbabilityFlowEnergy
 from skebm.losses import multilevel_denoising_score_matching_loss
@@ -90,6 +91,37 @@ def test_annealed_chains_weigh_separated_modes_by_their_mass_and_one_level_does_
     # masses are the start's: P(x < -1.5), P(|x| <= 1.5), P(x > 1.5) under N(-0.9, 41.5) are
     # 0.46, 0.18, 0.36, off the truth by up to 0.16, some 25 standard errors.
     assert np.abs(masses(one_level) - weights).max() > 0.1, masses(one_level)
+
+
+def test_the_ode_carries_the_largest_level_gaussian_to_the_density_it_defines():
+    # The exact noise-conditional energy of three modes (0.5 / 0.3 / 0.2, variance 0.01): draws from
+    # the Gaussian at the largest level, carried down the ODE, land on each mode in its proportion
+    # and with its spread at the smallest level, sqrt(0.01 + 0.05^2).
+    gen = torch.Generator().manual_seed(0)
+    weights, n = np.array([0.5, 0.3, 0.2]), 6000
+    energy = ConvolvedGaussianMixture([[-3.0], [0.0], [3.0]], np.full((3, 1, 1), 0.01), weights).double()
+    flow = ProbabilityFlowEnergy(energy, 1).double()
+    flow.set_levels(0.05, 6.0, mean=[-0.9], covariance=[[5.5]])  # the data's mean and variance
+    x = flow.transport(flow.draw_endpoint(n, gen)).numpy()[:, 0]
+    masses = np.array([(x < -1.5).mean(), (np.abs(x) <= 1.5).mean(), (x > 1.5).mean()])
+    # Four binomial standard errors at 6,000 draws; for the spread of the 1,200 draws of the last
+    # mode, four standard errors of a standard deviation, sigma / sqrt(2 n).
+    assert np.all(np.abs(masses - weights) < 4 * np.sqrt(weights * (1 - weights) / n)), masses
+    spread = math.sqrt(0.01 + 0.05**2)
+    assert abs(x[x > 1.5].std() - spread) < 4 * spread / math.sqrt(2 * 0.2 * n)
+
+
+def test_sampler_ode_draws_reproducibly_and_only_for_multilevel():
+    model, X = small_fit(sampler="ode")
+    a, b = model.sample(50, random_state=3), model.sample(50, random_state=3)
+    assert a.shape == (50, 2) and np.array_equal(a, b) and np.all(np.isfinite(a))
+    start = model.module_.draw_endpoint(50, make_generator(0, "cpu"))
+    np.testing.assert_allclose(model.module_.transport(start).numpy(), model.sample(50, random_state=0), rtol=1e-6)
+    with pytest.raises(ValueError, match="sampler='ode'"):
+        ScoreMatchingEBM(method="denoising", sampler="ode", max_iter=1, log_partition=None).fit(X)
+    single = ScoreMatchingEBM(method="denoising", max_iter=1, log_partition=None, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="sampler='ode'"):
+        single.set_params(sampler="ode").sample(5)
 
 
 def test_multilevel_fit_is_a_normalized_density():
