@@ -385,7 +385,8 @@ class _Reader:
         if cls is None:
             raise ValueError(f"{self.header['estimator']!r} is not an skebm estimator")
         params = _from_json(self.header["params"])
-        if not isinstance(params, dict) or set(params) != set(cls().get_params(deep=False)):
+        # A parameter added since the file was written takes its default; one the class lacks is refused.
+        if not isinstance(params, dict) or not set(params) <= set(cls().get_params(deep=False)):
             raise ValueError(f"the parameters do not match {cls.__name__}'s")
         estimator = cls(**params)
         estimator._validate_params()  # the same checks as fit: no parameter a fit would refuse

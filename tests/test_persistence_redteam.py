@@ -122,6 +122,14 @@ def test_parameters_a_fit_would_refuse_are_refused(genuine, tmp_path, params):
     assert_refused(forge(tmp_path / "m.skebm", header, tensors))
 
 
+def test_a_file_written_before_a_parameter_existed_loads_with_its_default(genuine, tmp_path):
+    header, tensors = read_parts(genuine["NCEEBM"])
+    written = header["params"].pop("weight_averaging")
+    model = skebm.load(forge(tmp_path / "m.skebm", header, tensors))
+    assert model.weight_averaging == NCEEBM().weight_averaging == written
+    np.testing.assert_allclose(model.score_samples(X[:5]), skebm.load(genuine["NCEEBM"]).score_samples(X[:5]))
+
+
 # ----------------------------------------------------------- sizes
 def test_a_network_larger_than_the_file_is_refused_before_allocation(genuine, tmp_path):
     # Asking for a billion hidden units: the network is built on the meta device, compared
