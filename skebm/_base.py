@@ -236,7 +236,7 @@ class BaseEBM(CallbackSupportMixin, LikelihoodScoresMixin, OutlierMixin, BaseEst
             The fitted estimator.
         """
         reset = not (self.warm_start and hasattr(self, "module_"))
-        return self._fit_epochs(X, self.max_iter, reset, sample_weight, planned=True)
+        return self._fit_epochs(X, self._setting("max_iter"), reset, sample_weight, planned=True)
 
     @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)

@@ -65,7 +65,8 @@ class NeuralEBM(GradientEBM):
 
     def _validate_params(self):
         super()._validate_params()
-        check_layer_sizes(self, "hidden_layer_sizes")
+        if not isinstance(self.hidden_layer_sizes, str):  # "auto" is resolved by _auto_settings
+            check_layer_sizes(self, "hidden_layer_sizes")
         if self.image_shape is not None:
             check_layer_sizes(self, "image_shape")
         if self.bounds is not None:
@@ -112,9 +113,9 @@ class NeuralEBM(GradientEBM):
         """
         kind = self._network_kind(n_features)
         if kind == "mlp":
-            network = MLPEnergy(n_features, tuple(self.hidden_layer_sizes), generator=generator)
+            network = MLPEnergy(n_features, tuple(self._setting("hidden_layer_sizes")), generator=generator)
         elif kind == "fourier":
-            network = FourierMLPEnergy(n_features, tuple(self.hidden_layer_sizes), generator=generator)
+            network = FourierMLPEnergy(n_features, tuple(self._setting("hidden_layer_sizes")), generator=generator)
         elif kind == "conv":
             network = ConvEnergy(tuple(self.image_shape), generator=generator)
         else:

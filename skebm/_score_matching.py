@@ -33,20 +33,35 @@ _SMALLEST_LEVEL_FRACTION = 0.03
 _N_AUTO_LEVELS = 20
 _ODE_NEEDS_MULTILEVEL = "sampler='ode' follows the probability-flow ODE of method='multilevel'; pick an MCMC sampler."
 
-#: The training budget of ``method="multilevel"``, chosen on rings and eight Gaussians at seed 0:
-#: ``ScoreMatchingEBM(**MULTILEVEL_PARAMS)``. One energy learns every level, so it needs more
-#: updates, larger batches and a deeper network than one level does. ``max_iter`` is set high so
-#: that the 5,000 updates are the budget on small data too: at the default 50 epochs, 5,000 rows
-#: in batches of 256 get only 1,000 (rings, seeds 0-2: +0.186 nats from the truth at 1,000
-#: updates, +0.121 at 5,000).
-MULTILEVEL_PARAMS = {
-    "method": "multilevel",
+# What the "auto" training parameters stand for with one noise level.
+_SINGLE_LEVEL_BUDGET = {
+    "hidden_layer_sizes": (128, 128),
+    "batch_size": 64,
+    "max_iter": 50,
+    "max_updates": 2000,
+    "learning_rate": 1e-3,
+    "learning_rate_schedule": "constant",
+}
+
+# One energy learns every level, so it needs more updates, larger batches and a deeper network
+# than one level does; chosen on rings and eight Gaussians at seed 0. max_iter is high so that the
+# 5,000 updates are the budget on small data too: at 50 epochs, 5,000 rows in batches of 256 get
+# only 1,000 (rings, seeds 0-2: +0.186 nats from the truth at 1,000 updates, +0.121 at 5,000). The
+# rate falls to zero on a cosine over the budget, which with the energy's Fourier bandwidth at
+# twice Scott's (energies._MULTILEVEL_BANDWIDTH_WIDENING) took rings to +0.050 (0.043 to 0.056);
+# both were chosen on rings, spirals and the checkerboard.
+_MULTILEVEL_BUDGET = {
     "hidden_layer_sizes": (128, 128, 128),
     "batch_size": 256,
     "max_iter": 1000,
     "max_updates": 5000,
     "learning_rate": 3e-3,
+    "learning_rate_schedule": "cosine",
 }
+
+#: ``method="multilevel"`` with the training budget its ``"auto"`` parameters resolve to, spelled
+#: out: ``ScoreMatchingEBM(**MULTILEVEL_PARAMS)`` is ``ScoreMatchingEBM(method="multilevel")``.
+MULTILEVEL_PARAMS = {"method": "multilevel", **_MULTILEVEL_BUDGET}
 
 
 class ScoreMatchingEBM(NeuralEBM):
@@ -80,7 +95,8 @@ class ScoreMatchingEBM(NeuralEBM):
       outlier thresholds: multilevel is for a few features. On tables, the
       default ``"denoising"`` ranks anomalies better than multilevel's
       :meth:`level_energies` averaged over levels (the README's ADBench
-      figures). Train it with ``MULTILEVEL_PARAMS``.
+      figures). Its ``"auto"`` training parameters resolve to a budget of
+      its own (``MULTILEVEL_PARAMS``): 5,000 updates of 256 rows.
 
     After training, ``log_partition_`` comes from grid quadrature (one or two
     features) or AIS, as for :class:`ContrastiveDivergenceEBM`, so
@@ -119,9 +135,12 @@ class ScoreMatchingEBM(NeuralEBM):
         for ``"multilevel"`` on one or two features (its correction then
         carves thin shapes that a smooth MLP learns slowly) and ``"mlp"``
         otherwise. ``"multilevel"`` takes ``"mlp"`` or ``"fourier"`` only.
-    hidden_layer_sizes, image_shape, bounds
-        As in :class:`ContrastiveDivergenceEBM` (the default MLP is smooth,
-        as score matching needs second derivatives).
+    hidden_layer_sizes : tuple of int or "auto", default="auto"
+        As in :class:`ContrastiveDivergenceEBM` (the MLP is smooth, as score
+        matching needs second derivatives). ``"auto"``: ``(128, 128)``, and
+        ``(128, 128, 128)`` for ``"multilevel"``.
+    image_shape, bounds
+        As in :class:`ContrastiveDivergenceEBM`.
     sampler, step_size, noise_scale, grad_clip, n_sample_steps
         MCMC settings for :meth:`sample`. With ``"multilevel"``, ``sampler="ode"``
         draws by the probability-flow ODE (:meth:`ProbabilityFlowEnergy.transport
@@ -129,14 +148,29 @@ class ScoreMatchingEBM(NeuralEBM):
         of the largest level, the map that defines the density run backwards,
         so the draws follow :meth:`score_samples`' density; any other sampler
         anneals MALA chains down the levels, ``n_sample_steps`` in all.
-    max_iter : int, default=50
-    max_updates : int or None, default=2000
+    max_iter : int or "auto", default="auto"
+        Epochs. ``"auto"``: 50, and 1,000 for ``"multilevel"`` (so that its
+        updates, not its epochs, end the fit).
+    max_updates : int, None or "auto", default="auto"
         The training budget: at most this many minibatch updates in a call to
         ``fit``, whatever ``max_iter`` says. A table too large for one epoch
         within it gets one pass over a random subset of its rows, so the cost
         of a fit stops growing with the rows. None runs ``max_iter`` full epochs.
-    batch_size : int, default=64
-    learning_rate : float, default=1e-3
+        ``"auto"``: 2,000, and 5,000 for ``"multilevel"``.
+    batch_size : int or "auto", default="auto"
+        ``"auto"``: 64, and 256 for ``"multilevel"``.
+    learning_rate : float or "auto", default="auto"
+        ``"auto"``: 1e-3, and 3e-3 for ``"multilevel"``.
+    learning_rate_schedule : {"constant", "cosine"} or "auto", default="auto"
+        As in :class:`ContrastiveDivergenceEBM`: ``"cosine"`` lowers the rate
+        towards zero over the updates each ``fit`` plans. ``"auto"``:
+        ``"cosine"`` for ``"multilevel"``, where at a constant rate one fit in
+        three ended 0.1 to 0.15 nats behind the others (rings, seeds 0-2:
+        +0.058, +0.070 and +0.20 from the truth, against +0.042, +0.055 and
+        +0.050 on the cosine), and ``"constant"`` for one level, measured at
+        the constant rate only. The cosine belongs with a budget long enough
+        to spare the lower rates: at 2,000 updates of 64 rows it left
+        multilevel rings under-trained (seed 0: +1.05 against +0.29).
     weight_averaging : float, default=0.2
         Fraction of the last epochs whose end-of-epoch weights are averaged
         into the fitted energy, as in :class:`ContrastiveDivergenceEBM`.
@@ -189,6 +223,12 @@ class ScoreMatchingEBM(NeuralEBM):
         "noise_std": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "base": [StrOptions({"gaussian"}), None],
         "sampler": [StrOptions({*ENERGY_SAMPLERS, "ode"})],
+        "learning_rate_schedule": [StrOptions({"auto", "cosine", "constant"})],
+        "hidden_layer_sizes": [StrOptions({"auto"}), tuple, list],
+        "max_iter": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "max_updates": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -201,7 +241,7 @@ class ScoreMatchingEBM(NeuralEBM):
         noise_levels="auto",
         base=None,
         network="auto",
-        hidden_layer_sizes=(128, 128),
+        hidden_layer_sizes="auto",
         image_shape=None,
         bounds=None,
         sampler="mala",
@@ -209,10 +249,11 @@ class ScoreMatchingEBM(NeuralEBM):
         noise_scale=None,
         grad_clip=None,
         n_sample_steps=200,
-        max_iter=50,
-        max_updates=2000,
-        batch_size=64,
-        learning_rate=1e-3,
+        max_iter="auto",
+        max_updates="auto",
+        batch_size="auto",
+        learning_rate="auto",
+        learning_rate_schedule="auto",
         weight_averaging=0.2,
         validation_fraction=None,
         n_iter_no_change=10,
@@ -243,6 +284,7 @@ class ScoreMatchingEBM(NeuralEBM):
         self.max_updates = max_updates
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
         self.weight_averaging = weight_averaging
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -315,7 +357,7 @@ class ScoreMatchingEBM(NeuralEBM):
         eye = np.broadcast_to(np.eye(n_features), (n_components, n_features, n_features))
         base = ConvolvedGaussianMixture(np.zeros((n_components, n_features)), eye, np.ones(n_components))
         n_frequencies = 64 if self._network_kind(n_features) == "fourier" else 0
-        sizes = tuple(self.hidden_layer_sizes)
+        sizes = tuple(self._setting("hidden_layer_sizes"))
         conditional = NoiseConditionalEnergy(n_features, sizes, base, n_frequencies, generator=generator)
         return ProbabilityFlowEnergy(conditional, n_features)
 
@@ -398,6 +440,12 @@ class ScoreMatchingEBM(NeuralEBM):
 
     def _base_density(self, n_features):
         return None if self.method == "multilevel" else self.base
+
+    def _learning_rate_schedule(self):
+        return self._setting("learning_rate_schedule")
+
+    def _auto_settings(self):
+        return _MULTILEVEL_BUDGET if self.method == "multilevel" else _SINGLE_LEVEL_BUDGET
 
     def _batch_loss(self, batch, epoch=None):
         loss = self._loss(batch)
