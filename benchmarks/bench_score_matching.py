@@ -2,7 +2,7 @@
 
 (a) Test NLL (exactly normalized: by quadrature, or by the ODE for multilevel) on
     eight Gaussians and rings (5,000 training and 5,000 test points) for each
-    method at the estimator's defaults, the median over training seeds (score
+    method at the estimator's defaults (multilevel's are ``MULTILEVEL_PARAMS``), the median over training seeds (score
     matching at one level cannot see the relative mass of separated modes, so
     the seed moves it by a tenth of a nat), beside KernelDensity (bandwidth by
     3-fold CV), GaussianMixture (components by BIC) and the true density.
@@ -51,11 +51,12 @@ METHODS = ["exact", "sliced", "sliced_vr", "denoising", "multilevel"]
 
 
 def _fit_method(X, method, max_iter, seed):
-    return ScoreMatchingEBM(method=method, max_iter=max_iter, random_state=seed).fit(X)
+    return ScoreMatchingEBM(method=method, max_iter=max_iter or "auto", random_state=seed).fit(X)
 
 
 def nll_table(max_iter, seeds):
-    print(f"(a) test NLL in nats (lower is better); score matching {max_iter} epochs, median over seeds {seeds}")
+    epochs = f"{max_iter} epochs" if max_iter else "each method's default budget"
+    print(f"(a) test NLL in nats (lower is better); score matching at {epochs}, median over seeds {seeds}")
     print(f"{'data':<16}{'model':<26}{'NLL':>8}{'gap':>8}{'gaps over seeds':>18}{'wall s':>8}{'cpu s':>8}")
     for name, make, log_density in TOYS:
         X, X_test = make(5000, random_state=0), make(5000, random_state=1)
@@ -141,7 +142,7 @@ def _ncsn(X, X_test, ours, seed):
     torch.manual_seed(seed)
     net = ebm.nets.NoiseConditionalMLPEnergy(2, hidden=MULTILEVEL_PARAMS["hidden_layer_sizes"])
     loss = ebm.MultiSigmaDenoisingScoreMatching(levels)
-    _epochs, _rows, n_updates = ours._epoch_plan(len(X), ours.max_iter)  # the updates our fit made
+    _epochs, _rows, n_updates = ours._epoch_plan(len(X), ours._setting("max_iter"))  # the updates our fit made
     budget = (n_updates, ours.batch_size)
     _, cpu, _ = timed(partial(_train_peer, net, X, *budget, seed, lambda batch: loss(net, batch).loss))
     test = torch.as_tensor(X_test, dtype=torch.float32)
@@ -185,7 +186,10 @@ def step_cost(repeats=5, steps=20):
 
 def _update(method, X):
     """One training update of a model of ``method`` fitted for an epoch to ``X``, on its first 64 rows."""
-    params = dict(method=method, network="mlp", max_iter=1, log_partition=None, random_state=0)
+    sizes = (128, 128)  # one network for every method: multilevel's own budget has three layers
+    params = dict(
+        method=method, network="mlp", hidden_layer_sizes=sizes, max_iter=1, log_partition=None, random_state=0
+    )
     model = ScoreMatchingEBM(**params).fit(X)
     model._decay = None  # the constant rate: the schedule belongs to a call to fit
     batch = model._as_tensor(X[:64])
@@ -195,7 +199,7 @@ def _update(method, X):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-iter", type=int, default=50, help="epochs (50 is the default)")
+    parser.add_argument("--max-iter", type=int, default=None, help="epochs (default: each method's own)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per method (3)")
     parser.add_argument("--no-nll", action="store_true", help="skip (a)")
     parser.add_argument("--multilevel", action="store_true", help="run (c) only")
