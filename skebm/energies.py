@@ -651,6 +651,17 @@ class ProbabilityFlowEnergy(nn.Module):
         Returns
         -------
         x : torch.Tensor of shape (n, n_features)
+
+        Examples
+        --------
+        >>> import torch
+        >>> from skebm.energies import ConvolvedGaussianMixture, ProbabilityFlowEnergy
+        >>> point = ConvolvedGaussianMixture([[0.0]], [[[1e-12]]], [1.0])   # noisy data at 0: N(0, sigma^2)
+        >>> flow = ProbabilityFlowEnergy(point, 1).double()
+        >>> flow.set_levels(0.1, 10.0, mean=[0.0], covariance=[[0.0]])
+        >>> x = flow.transport(flow.draw_endpoint(20000, torch.Generator().manual_seed(0)))
+        >>> round(float(x.std()), 2)   # the density at sigma_min: N(0, 0.1^2)
+        0.1
         """
         return self._integrate(z, torch.log(self.levels[1]), torch.log(self.levels[0]), False, callback)[0]
 
