@@ -356,9 +356,6 @@ class ContrastiveDivergenceEBM(NeuralEBM):
         n_steps = _IMAGE_SETTINGS["n_steps"] if self.n_steps == "auto" else self.n_steps
         return {**_IMAGE_SETTINGS, "n_sample_steps": n_steps}
 
-    def _learning_rate_schedule(self):
-        return self._setting("learning_rate_schedule")
-
     def _finalize(self, X, weights=None):
         self._warn_if_chains_were_stuck()
         super()._finalize(X, weights)

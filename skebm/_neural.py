@@ -63,6 +63,11 @@ class NeuralEBM(GradientEBM):
     def _n_averaged_epochs(self, n_epochs):
         return math.ceil(self.weight_averaging * n_epochs)
 
+    def _learning_rate_schedule(self):
+        # The estimators here take a learning_rate_schedule parameter, "auto" resolved per estimator;
+        # NCEEBM, which has none, overrides this.
+        return self._setting("learning_rate_schedule")
+
     def _validate_params(self):
         super()._validate_params()
         if not isinstance(self.hidden_layer_sizes, str):  # "auto" is resolved by _auto_settings

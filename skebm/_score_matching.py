@@ -441,9 +441,6 @@ class ScoreMatchingEBM(NeuralEBM):
     def _base_density(self, n_features):
         return None if self.method == "multilevel" else self.base
 
-    def _learning_rate_schedule(self):
-        return self._setting("learning_rate_schedule")
-
     def _auto_settings(self):
         return _MULTILEVEL_BUDGET if self.method == "multilevel" else _SINGLE_LEVEL_BUDGET
 
